@@ -1,0 +1,17 @@
+"""dac4rec_lite: a teaching kit for DAC4Rec (diffusion policies, Q-guided training, energy-guided sampling).
+
+Everything public is importable from here: ``import dac4rec_lite as dl``.
+"""
+__version__ = "0.1.0"
+
+from .data import MultimodalBehavior, OfflineDataset
+from .diffusion import DiffusionPolicy, EpsilonMLP, Guidance, SinusoidalTimeEmbedding, VPSchedule
+from .gaussian import GaussianPolicy
+from .training import train_behavior_cloning
+from .utils import PRESETS, default_device, environment_report, resolve_preset, set_seed
+
+__all__ = [
+    "VPSchedule", "EpsilonMLP", "SinusoidalTimeEmbedding", "DiffusionPolicy", "Guidance",
+    "GaussianPolicy", "MultimodalBehavior", "OfflineDataset", "train_behavior_cloning",
+    "PRESETS", "resolve_preset", "set_seed", "default_device", "environment_report",
+]

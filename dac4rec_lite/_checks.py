@@ -1,0 +1,57 @@
+"""Input validation shared by the core: every public entry point calls these so that bad input fails
+early with a message that says what was wrong and how to fix it (nothing is silently broadcast)."""
+from __future__ import annotations
+
+import torch
+
+__all__ = ["check_matrix", "check_steps", "check_finite"]
+
+
+def check_matrix(x: object, name: str, width: int, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Return ``x`` if it is a float tensor of shape (B, width); raise a helpful error otherwise."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(
+            f"{name} must be a torch.Tensor of shape (batch, {width}), got {type(x).__name__}; "
+            f"convert it with torch.as_tensor({name}, dtype=torch.float32)."
+        )
+    if x.dim() != 2 or x.shape[1] != width:
+        hint = f" Add a batch dimension with {name}.unsqueeze(0)." if x.dim() == 1 and x.shape[0] == width else ""
+        raise ValueError(f"{name} must have shape (batch, {width}), got {tuple(x.shape)}.{hint}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got {x.dtype}; use {name}.float().")
+    if dtype is not None and x.dtype != dtype:
+        raise TypeError(f"{name} has dtype {x.dtype} but the model uses {dtype}; use {name}.to({dtype}).")
+    return x
+
+
+def check_finite(x: torch.Tensor, name: str) -> torch.Tensor:
+    """Raise ``ValueError`` naming the first bad row if ``x`` holds NaN or inf."""
+    finite = torch.isfinite(x)
+    if not bool(finite.all()):
+        row = int((~finite).reshape(x.shape[0], -1).any(dim=1).nonzero()[0, 0])
+        raise ValueError(f"{name} contains NaN or inf (first bad row: {row}); clean or drop those rows first.")
+    return x
+
+
+def check_steps(i: object, batch: int, n_steps: int, device: torch.device) -> torch.Tensor:
+    """Return diffusion steps as a LongTensor (batch,) of values in 1..n_steps.
+
+    A Python ``int`` means "the same step for every row" and is expanded explicitly here.
+    """
+    if isinstance(i, bool):
+        raise TypeError("the diffusion step i must be an int or a LongTensor, not a bool.")
+    if isinstance(i, int):
+        if not 1 <= i <= n_steps:
+            raise ValueError(f"diffusion step i={i} is outside 1..{n_steps} (steps are 1-based; i=N is pure noise).")
+        return torch.full((batch,), i, dtype=torch.long, device=device)
+    if not isinstance(i, torch.Tensor) or i.dtype != torch.long:
+        got = i.dtype if isinstance(i, torch.Tensor) else type(i).__name__
+        raise TypeError(f"the diffusion step i must be a LongTensor of shape ({batch},) or an int, got {got}.")
+    if i.shape != (batch,):
+        raise ValueError(f"the diffusion step i must have shape ({batch},) to match the batch, got {tuple(i.shape)}.")
+    if batch and (int(i.min()) < 1 or int(i.max()) > n_steps):
+        raise ValueError(
+            f"diffusion steps must lie in 1..{n_steps} (1-based, as in the paper); got values in "
+            f"{int(i.min())}..{int(i.max())}. If you index alphas_cumprod directly, step i lives at index i-1."
+        )
+    return i

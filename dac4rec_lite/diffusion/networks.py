@@ -1,0 +1,94 @@
+"""The ε-network: it only predicts noise. The schedule owns the maths and the sampler owns the loop.
+
+Architecture (Diffusion-QL's, with two changes, both measured on a 2-core CPU):
+  ε_θ(s, a^i, i) = MLP(W_a a^i + W_s s + W_t t(i) + b), three hidden layers of ``hidden_dim``.
+
+* The first layer is split into three linear maps (action, state, time) instead of one map of a
+  concatenation. This is the same function (a linear map of [a, s, t] is the sum of linear maps of the
+  parts) but lets a sampler compute W_s s once per sample and the time term once per step, reusing both
+  across the whole reverse chain (``project_state`` / ``project_time`` / ``denoise``).
+* SiLU instead of Mish. On (1024, 256) activations Mish took 496 µs, SiLU 50 µs, ReLU 12 µs, while the
+  256×256 matmul itself took 389 µs (torch 2.13 CPU, 2 threads): Mish cost more than the layer it follows.
+  SiLU has Mish's smooth, non-monotone shape at a tenth of the price. Pass ``activation="mish"`` to get
+  Diffusion-QL's exact network.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+__all__ = ["SinusoidalTimeEmbedding", "EpsilonMLP", "ACTIVATIONS"]
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {"silu": nn.SiLU, "mish": nn.Mish, "relu": nn.ReLU, "tanh": nn.Tanh}
+
+
+def make_activation(name: str) -> nn.Module:
+    if name not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {name!r}.")
+    return ACTIVATIONS[name]()
+
+
+class SinusoidalTimeEmbedding(nn.Module):
+    """Transformer-style embedding of the integer step i: [sin(i·ω_k), cos(i·ω_k)], ω_k = 10000^(-k/(d/2-1))."""
+
+    def __init__(self, dim: int = 16) -> None:
+        super().__init__()
+        if dim < 4 or dim % 2:
+            raise ValueError(f"time embedding dim must be an even number >= 4, got {dim}.")
+        half = dim // 2
+        freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32) / (half - 1))
+        self.register_buffer("freqs", freqs, persistent=False)
+
+    def forward(self, i: torch.Tensor) -> torch.Tensor:
+        angles = i.to(self.freqs.dtype).unsqueeze(1) * self.freqs.unsqueeze(0)
+        return torch.cat([angles.sin(), angles.cos()], dim=1)
+
+
+class EpsilonMLP(nn.Module):
+    """ε_θ(state, a_i, i) → (B, action_dim). Called as ``eps_model(state, a_i, i)`` like every network here."""
+
+    def __init__(
+        self,
+        state_dim: int,
+        action_dim: int,
+        hidden_dim: int = 256,
+        time_dim: int = 16,
+        activation: str = "silu",
+    ) -> None:
+        super().__init__()
+        self.state_dim, self.action_dim = state_dim, action_dim
+        self.time_mlp = nn.Sequential(
+            SinusoidalTimeEmbedding(time_dim),
+            nn.Linear(time_dim, 2 * time_dim),
+            make_activation(activation),
+            nn.Linear(2 * time_dim, time_dim),
+        )
+        # First layer W[a; s; t] + b, split by input so that parts can be cached (see module docstring).
+        self.action_in = nn.Linear(action_dim, hidden_dim)
+        self.state_in = nn.Linear(state_dim, hidden_dim, bias=False)
+        self.time_in = nn.Linear(time_dim, hidden_dim, bias=False)
+        self.body = nn.Sequential(
+            make_activation(activation),
+            nn.Linear(hidden_dim, hidden_dim),
+            make_activation(activation),
+            nn.Linear(hidden_dim, hidden_dim),
+            make_activation(activation),
+            nn.Linear(hidden_dim, action_dim),
+        )
+
+    def project_state(self, state: torch.Tensor) -> torch.Tensor:
+        """W_s s: the state's share of the first layer, (B, hidden). Constant along a reverse chain."""
+        return self.state_in(state)
+
+    def project_time(self, i: torch.Tensor) -> torch.Tensor:
+        """W_t t(i): the step's share of the first layer, (len(i), hidden). Tabulate it once for all N."""
+        return self.time_in(self.time_mlp(i))
+
+    def denoise(self, state_projection: torch.Tensor, a_i: torch.Tensor, time_projection: torch.Tensor) -> torch.Tensor:
+        """ε from cached projections; ``time_projection`` is (B, hidden) or (1, hidden) for one shared step."""
+        return self.body(self.action_in(a_i) + state_projection + time_projection)
+
+    def forward(self, state: torch.Tensor, a_i: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
+        return self.denoise(self.project_state(state), a_i, self.project_time(i))

@@ -1,0 +1,181 @@
+"""DiffusionPolicy: the reverse chain of a state-conditioned diffusion model used as a policy (Sec. 3.1).
+
+It owns an ε-network and a schedule and offers the three things an agent needs:
+``loss`` (behaviour cloning, Eq. 8), ``sample`` (the reverse chain, Eq. 5/7) and ``approximate_action``
+(one-step denoising of a dataset action, Eq. 13–14).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .._checks import check_finite, check_matrix, check_steps
+from .networks import EpsilonMLP
+from .samplers import Guidance, ddpm_sample
+from .schedule import VPSchedule
+
+__all__ = ["DiffusionPolicy"]
+
+
+class DiffusionPolicy(nn.Module):
+    """μ_θ(a | s) = N(a^N; 0, I) Π_{i=1}^{N} p_θ(a^{i-1} | a^i, s)   (Eq. 5; erratum: the paper prints Σ for Π).
+
+    Args:
+        state_dim, action_dim: sizes of the state the policy is conditioned on and of the action.
+        schedule: the ``VPSchedule`` (its N is the number of reverse steps).
+        hidden_dim: width of the default ε-MLP (ignored when ``eps_model`` is given).
+        max_action: actions live in [-max_action, max_action]; dataset actions outside raise, sampled
+            clean-action estimates are clipped to it. ``None`` turns both off (unbounded actions).
+        eps_model: any module called as ``eps_model(state, a_i, i)`` returning ε (B, action_dim); replaces
+            the default ``EpsilonMLP``.
+        activation: activation of the default ε-MLP (see ``networks.py`` for the measured choice).
+    """
+
+    def __init__(
+        self,
+        state_dim: int,
+        action_dim: int,
+        schedule: VPSchedule,
+        hidden_dim: int = 256,
+        max_action: float | None = 1.0,
+        eps_model: nn.Module | None = None,
+        activation: str = "silu",
+    ) -> None:
+        super().__init__()
+        if not isinstance(schedule, VPSchedule):
+            raise TypeError(f"schedule must be a VPSchedule, got {type(schedule).__name__}.")
+        if max_action is not None and not max_action > 0:
+            raise ValueError(f"max_action must be positive or None (no bound), got {max_action}.")
+        self.state_dim, self.action_dim = state_dim, action_dim
+        self.schedule = schedule
+        self.max_action = None if max_action is None else float(max_action)
+        self.eps_model = eps_model if eps_model is not None else EpsilonMLP(state_dim, action_dim, hidden_dim, activation=activation)
+
+    @property
+    def n_steps(self) -> int:
+        return self.schedule.n_steps
+
+    @property
+    def device(self) -> torch.device:
+        return self.schedule.device
+
+    def _check_state(self, state: torch.Tensor) -> torch.Tensor:
+        check_matrix(state, "state", self.state_dim, self.schedule.betas.dtype)
+        return check_finite(state, "state")
+
+    def _check_action(self, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        check_matrix(action, "action", self.action_dim, self.schedule.betas.dtype)
+        if action.shape[0] != state.shape[0]:
+            raise ValueError(f"state has {state.shape[0]} rows but action has {action.shape[0]}; pass matching batches.")
+        check_finite(action, "action")
+        if self.max_action is not None:
+            outside = action.abs() > self.max_action
+            if bool(outside.any()):
+                row = int(outside.any(dim=1).nonzero()[0, 0])
+                raise ValueError(
+                    f"action has values outside [-{self.max_action}, {self.max_action}] (first bad row: {row}); "
+                    "rescale actions into the bound or build the policy with max_action=None."
+                )
+        return action
+
+    def _random_steps(self, batch: int, generator: torch.Generator | None) -> torch.Tensor:
+        """i ~ U{1, ..., N}, one per row."""
+        return torch.randint(1, self.n_steps + 1, (batch,), generator=generator, device=self.device)
+
+    def _noise(self, like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        return torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)
+
+    def noise_prediction_error(
+        self, state: torch.Tensor, action: torch.Tensor, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-row ‖ε - ε_θ(√ᾱ_i a + √(1-ᾱ_i) ε, s, i)‖² / action_dim and the drawn steps i, both (B,).
+
+        The building block of Eq. 8 and of the weighted ELBO loss of Eq. 18."""
+        self._check_action(self._check_state(state), action)
+        steps = self._random_steps(state.shape[0], generator)
+        noise = self._noise(action, generator)
+        noisy = self.schedule.q_sample(action, steps, noise)  # Eq. 13
+        error = (noise - self.eps_model(state, noisy, steps)).pow(2).mean(dim=1)
+        return error, steps
+
+    def loss(self, state: torch.Tensor, action: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Behaviour-cloning loss L_d(θ) (Eq. 8, with ᾱ_i where the paper prints α_i):
+
+            E_{i~U{1..N}, ε~N(0,I), (s,a)~D} ‖ε - ε_θ(√ᾱ_i a + √(1-ᾱ_i) ε, s, i)‖²
+
+        averaged over action dimensions too (Eq. 8 divided by action_dim, as Diffusion-QL does), so its
+        scale does not grow with the action size."""
+        error, _ = self.noise_prediction_error(state, action, generator)
+        return error.mean()
+
+    def approximate_action(
+        self,
+        state: torch.Tensor,
+        action: torch.Tensor,
+        generator: torch.Generator | None = None,
+        step: int | torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Action approximation (Eq. 13–14): noise the dataset action to a step i, denoise it in one ε call.
+
+            a^i = √ᾱ_i a + √(1-ᾱ_i) ε,    â^0 = (a^i - √(1-ᾱ_i) ε_θ(a^i, s, i)) / √ᾱ_i
+
+        i ~ U{1..N} per row unless ``step`` fixes it (an int or a LongTensor (B,)). Differentiable w.r.t. θ,
+        so -Q(s, â^0) can train the policy without backpropagating through the N-step chain (Eq. 15–16).
+        â^0 is not clipped: clipping would zero the Q-gradient of any row that lands outside the box."""
+        self._check_action(self._check_state(state), action)
+        steps = self._random_steps(state.shape[0], generator) if step is None else check_steps(
+            step, state.shape[0], self.n_steps, self.device
+        )
+        noisy = self.schedule.q_sample(action, steps, self._noise(action, generator))  # Eq. 13
+        return self.schedule.predict_a0(noisy, steps, self.eps_model(state, noisy, steps))  # Eq. 14
+
+    def _eps_fn(self, state: torch.Tensor):
+        """ε as a function of (a^i, i) for one batch of states, with cached projections when possible.
+
+        For the default ε-MLP the state's share of the first layer is computed once for the whole chain and
+        the time term is tabulated once for all N steps (exact: the layer is linear in each part)."""
+        if isinstance(self.eps_model, EpsilonMLP):
+            state_projection = self.eps_model.project_state(state)
+            all_steps = torch.arange(1, self.n_steps + 1, device=self.device)
+            time_table = self.eps_model.project_time(all_steps)
+            return lambda a_i, i: self.eps_model.denoise(state_projection, a_i, time_table[i - 1 : i])
+
+        batch = state.shape[0]
+
+        def eps_fn(a_i: torch.Tensor, i: int) -> torch.Tensor:
+            return self.eps_model(state, a_i, torch.full((batch,), i, dtype=torch.long, device=self.device))
+
+        return eps_fn
+
+    def sample(
+        self,
+        state: torch.Tensor,
+        guidance: Guidance | None = None,
+        generator: torch.Generator | None = None,
+        return_trajectory: bool = False,
+        variance: str = "posterior",
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Draw one action per state by running the reverse chain i = N, ..., 1 (Eq. 7, corrected).
+
+        Args:
+            state: (B, state_dim).
+            guidance: an optional score term added at every step (Eq. 24), e.g. ``EnergyGuidance``.
+            generator: a ``torch.Generator`` on the policy's device for reproducible draws.
+            return_trajectory: also return a tensor (N+1, B, action_dim): ``[0]`` is a^N, ``[-1]`` is a^0.
+            variance: ``"posterior"`` (β̃_i, default) or ``"beta"`` (β_i, as Sec. 3.1 prints); see
+                ``VPSchedule.reverse_variance``. Both add no noise at i = 1.
+
+        Gradients flow if the caller's grad mode is on (wrap in ``torch.no_grad()`` when you only need
+        actions, as every agent does)."""
+        self._check_state(state)
+        return ddpm_sample(
+            self._eps_fn(state),
+            self.schedule,
+            (state.shape[0], self.action_dim),
+            state=state,
+            max_action=self.max_action,
+            guidance=guidance,
+            generator=generator,
+            variance=variance,
+            return_trajectory=return_trajectory,
+        )
