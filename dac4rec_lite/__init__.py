@@ -4,7 +4,10 @@ Everything public is importable from here: ``import dac4rec_lite as dl``.
 """
 __version__ = "0.1.0"
 
-from .data import MultimodalBehavior, OfflineDataset
+from .agents import DAC4Rec, DAC4RecConfig, OfflineAgent, TrainingDivergedError
+from .critics import TwinQ, ValueNetwork, soft_update
+from .data import CornerBandit, MultimodalBehavior, OfflineDataset
+from .encoders import IdentityEncoder, MLPEncoder
 from .diffusion import DiffusionPolicy, EpsilonMLP, Guidance, SinusoidalTimeEmbedding, VPSchedule
 from .gaussian import GaussianPolicy
 from .training import train_behavior_cloning
@@ -12,6 +15,8 @@ from .utils import PRESETS, default_device, environment_report, resolve_preset, 
 
 __all__ = [
     "VPSchedule", "EpsilonMLP", "SinusoidalTimeEmbedding", "DiffusionPolicy", "Guidance",
-    "GaussianPolicy", "MultimodalBehavior", "OfflineDataset", "train_behavior_cloning",
+    "GaussianPolicy", "MultimodalBehavior", "CornerBandit", "OfflineDataset",
+    "TwinQ", "ValueNetwork", "soft_update", "IdentityEncoder", "MLPEncoder",
+    "DAC4Rec", "DAC4RecConfig", "OfflineAgent", "TrainingDivergedError", "train_behavior_cloning",
     "PRESETS", "resolve_preset", "set_seed", "default_device", "environment_report",
 ]

@@ -5,7 +5,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["MultimodalBehavior"]
+from .dataset import OfflineDataset
+
+__all__ = ["MultimodalBehavior", "CornerBandit"]
+
+
+def nearest_centre(actions: np.ndarray, centres: np.ndarray, radius: float) -> np.ndarray:
+    """Index of the centre each action lies within ``radius`` of, or -1 when it is near none."""
+    actions = np.asarray(actions, dtype=np.float64)
+    if actions.ndim != 2 or actions.shape[1] != 2:
+        raise ValueError(f"actions must have shape (n, 2), got {actions.shape}.")
+    distances = np.linalg.norm(actions[:, None, :] - np.asarray(centres)[None], axis=2)
+    return np.where(distances.min(axis=1) <= radius, distances.argmin(axis=1), -1)
 
 
 @dataclass(frozen=True)
@@ -71,12 +82,7 @@ class MultimodalBehavior:
 
     def nearest_mode(self, actions: np.ndarray) -> np.ndarray:
         """Index of the mode each action lies on, or -1 when it is farther than ``radius`` from all."""
-        actions = np.asarray(actions, dtype=np.float64)
-        if actions.ndim != 2 or actions.shape[1] != 2:
-            raise ValueError(f"actions must have shape (n, 2), got {actions.shape}.")
-        distances = np.linalg.norm(actions[:, None, :] - np.asarray(self.centres)[None], axis=2)
-        nearest = distances.argmin(axis=1)
-        return np.where(distances.min(axis=1) <= self.radius, nearest, -1)
+        return nearest_centre(actions, np.asarray(self.centres), self.radius)
 
     def mode_fractions(self, actions: np.ndarray, user: int) -> dict[str, float]:
         """Fraction of ``actions`` on each mode the user likes, and ``"elsewhere"``: the fraction on no
@@ -86,3 +92,87 @@ class MultimodalBehavior:
         fractions = {self.mode_names[m]: float(np.mean(modes == m)) for m in liked}
         fractions["elsewhere"] = float(np.mean(~np.isin(modes, liked)))
         return fractions
+
+
+@dataclass(frozen=True)
+class CornerBandit:
+    """Diffusion-QL's 2-D offline bandit, and a contextual variant.
+
+    Behaviour actions come evenly from four blobs centred at (±0.8, ±0.8) with std 0.05 (clipped to
+    [-1, 1]²). An action on a blob earns a reward ~ N(m, 0.5²) with m = 3 (NE), 0 (NW), 1.5 (SW), 5 (SE);
+    every episode ends after one step (terminal = 1), so Q(s, a) is the expected reward. An action that lands
+    on no blob (farther than ``radius`` from every centre) earns 0: nothing in the data says otherwise.
+
+    ``contextual=True``: the observation is a one-hot context c ∈ {0..3} and the reward means are rotated by
+    c corners, m_k(c) = m_{(k - c) mod 4}, so the best corner is (3 + c) mod 4: the policy must read the state.
+    Otherwise the observation is the constant 1 (obs_dim = 1).
+    """
+
+    contextual: bool = False
+    std: float = 0.05
+    reward_std: float = 0.5
+    radius: float = 0.25
+    means: tuple[float, ...] = (3.0, 0.0, 1.5, 5.0)
+    centres: tuple[tuple[float, float], ...] = ((0.8, 0.8), (-0.8, 0.8), (-0.8, -0.8), (0.8, -0.8))
+    blob_names: tuple[str, ...] = ("NE", "NW", "SW", "SE")
+
+    action_dim = 2
+
+    @property
+    def obs_dim(self) -> int:
+        return len(self.centres) if self.contextual else 1
+
+    def observations(self, context: int, n: int) -> np.ndarray:
+        """(n, obs_dim) float32 observations of one context (ignored unless contextual)."""
+        if not 0 <= context < len(self.centres):
+            raise ValueError(f"context must be in 0..{len(self.centres) - 1}, got {context}.")
+        if not self.contextual:
+            return np.ones((n, 1), dtype=np.float32)
+        obs = np.zeros((n, len(self.centres)), dtype=np.float32)
+        obs[:, context] = 1.0
+        return obs
+
+    def contexts_of(self, observations: np.ndarray) -> np.ndarray:
+        """The context index of each observation row (all 0 for the plain bandit)."""
+        observations = np.asarray(observations)
+        if observations.ndim != 2 or observations.shape[1] != self.obs_dim:
+            raise ValueError(f"observations must have shape (n, {self.obs_dim}), got {observations.shape}.")
+        return observations.argmax(axis=1) if self.contextual else np.zeros(len(observations), dtype=int)
+
+    def blob_means(self, context: int) -> np.ndarray:
+        """Mean reward of each blob in this context, (4,)."""
+        return np.roll(np.asarray(self.means), context if self.contextual else 0)
+
+    def best_blob(self, context: int = 0) -> int:
+        return int(np.argmax(self.blob_means(context)))
+
+    def blob_of(self, actions: np.ndarray) -> np.ndarray:
+        """Blob index of each action, -1 off all blobs."""
+        return nearest_centre(actions, np.asarray(self.centres), self.radius)
+
+    def true_reward(self, observations: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        """Expected reward of each (observation, action), (n,): the blob's mean, 0 off the blobs."""
+        blobs = self.blob_of(actions)
+        contexts = self.contexts_of(observations)
+        means = np.stack([self.blob_means(c) for c in range(len(self.centres))])[contexts, np.maximum(blobs, 0)]
+        return np.where(blobs >= 0, means, 0.0)
+
+    def dataset(self, n: int = 10_000, seed: int = 0) -> OfflineDataset:
+        """``n`` logged one-step episodes from the uniform-over-blobs behaviour policy."""
+        if n < 1:
+            raise ValueError(f"n must be >= 1, got {n}.")
+        rng = np.random.default_rng(seed)
+        k = len(self.centres)
+        contexts = rng.integers(0, k, size=n) if self.contextual else np.zeros(n, dtype=int)
+        blobs = rng.integers(0, k, size=n)
+        actions = np.clip(np.asarray(self.centres)[blobs] + self.std * rng.standard_normal((n, 2)), -1.0, 1.0)
+        observations = np.eye(k, dtype=np.float32)[contexts] if self.contextual else np.ones((n, 1), np.float32)
+        means = np.stack([self.blob_means(c) for c in range(k)])[contexts, blobs]
+        rewards = means + self.reward_std * rng.standard_normal(n)
+        return OfflineDataset(
+            observations=observations,
+            actions=actions.astype(np.float32),
+            rewards=rewards.astype(np.float32),
+            next_observations=observations.copy(),
+            terminals=np.ones(n, dtype=np.float32),
+        )

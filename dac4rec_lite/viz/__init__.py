@@ -1,0 +1,31 @@
+"""Figures and interactive panels for the notebooks (plotly + ipywidgets). The core never imports this.
+
+    from dac4rec_lite import viz
+    viz.schedule_explorer()                       # sliders → live figure
+    viz.schedule_figure(dl.VPSchedule(50))        # the same figure, static
+
+``figures`` builds ``go.Figure`` objects from the core's objects; ``widgets`` wraps them in ``Explorer``
+panels (controls + ``go.FigureWidget``) that rebuild the figure whenever a control changes.
+"""
+from .figures import (
+    ACTION_RANGE,
+    MODE_COLORS,
+    discretisation_figure,
+    fixed_noise,
+    loss_figure,
+    mode_fraction_table,
+    mode_labels,
+    noising_figure,
+    policy_comparison_figure,
+    schedule_figure,
+    terminal_noise_figure,
+    trajectory_figure,
+)
+from .widgets import Explorer, noising_explorer, schedule_explorer, trajectory_explorer
+
+__all__ = [
+    "ACTION_RANGE", "MODE_COLORS", "fixed_noise", "mode_labels",
+    "schedule_figure", "noising_figure", "terminal_noise_figure", "trajectory_figure",
+    "policy_comparison_figure", "mode_fraction_table", "loss_figure", "discretisation_figure",
+    "Explorer", "schedule_explorer", "noising_explorer", "trajectory_explorer",
+]
