@@ -28,7 +28,7 @@ help:
 	@echo "  make test       run the whole test suite (unit + notebook execution)"
 	@echo "  make test-fast  run unit tests only (no notebooks, no slow tests)"
 	@echo "  make notebooks  execute every notebook headless into $(NB_OUT)/ (PRESET=$(PRESET))"
-	@echo "  make benchmark  run benchmarks/sampling.py"
+	@echo "  make benchmark  run benchmarks/sampling.py and benchmarks/training.py"
 	@echo "  make clean      remove build/ and caches (keeps the venv)"
 	@echo "  make distclean  clean + remove the venv"
 	@echo "Variables: VENV=$(VENV)  PYTHON=$(PYTHON)  PRESET=$(PRESET)"
@@ -64,6 +64,7 @@ notebooks: setup
 
 benchmark: setup
 	$(PY) benchmarks/sampling.py
+	$(PY) benchmarks/training.py
 
 # --- cleaning ---------------------------------------------------------------
 

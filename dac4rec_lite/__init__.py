@@ -8,6 +8,7 @@ from .agents import DAC4Rec, DAC4RecConfig, OfflineAgent, TrainingDivergedError
 from .critics import TwinQ, ValueNetwork, soft_update
 from .data import CornerBandit, MultimodalBehavior, OfflineDataset
 from .encoders import IdentityEncoder, MLPEncoder
+from .energy import EnergyGuidance, EnergyModel, support_actions, train_energy
 from .diffusion import DiffusionPolicy, EpsilonMLP, Guidance, SinusoidalTimeEmbedding, VPSchedule
 from .gaussian import GaussianPolicy
 from .training import train_behavior_cloning
@@ -17,6 +18,6 @@ __all__ = [
     "VPSchedule", "EpsilonMLP", "SinusoidalTimeEmbedding", "DiffusionPolicy", "Guidance",
     "GaussianPolicy", "MultimodalBehavior", "CornerBandit", "OfflineDataset",
     "TwinQ", "ValueNetwork", "soft_update", "IdentityEncoder", "MLPEncoder",
-    "DAC4Rec", "DAC4RecConfig", "OfflineAgent", "TrainingDivergedError", "train_behavior_cloning",
+    "DAC4Rec", "DAC4RecConfig", "EnergyModel", "EnergyGuidance", "train_energy", "support_actions", "OfflineAgent", "TrainingDivergedError", "train_behavior_cloning",
     "PRESETS", "resolve_preset", "set_seed", "default_device", "environment_report",
 ]

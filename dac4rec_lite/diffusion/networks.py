@@ -47,7 +47,10 @@ class SinusoidalTimeEmbedding(nn.Module):
 
 
 class EpsilonMLP(nn.Module):
-    """ε_θ(state, a_i, i) → (B, action_dim). Called as ``eps_model(state, a_i, i)`` like every network here."""
+    """ε_θ(state, a_i, i) → (B, action_dim). Called as ``eps_model(state, a_i, i)`` like every network here.
+
+    ``out_dim`` (default ``action_dim``) lets the same conditional MLP predict other things of
+    (state, a_i, i), such as the scalar intermediate energy f_ψ of Eq. 25 (``EnergyModel``)."""
 
     def __init__(
         self,
@@ -56,6 +59,7 @@ class EpsilonMLP(nn.Module):
         hidden_dim: int = 256,
         time_dim: int = 16,
         activation: str = "silu",
+        out_dim: int | None = None,
     ) -> None:
         super().__init__()
         self.state_dim, self.action_dim = state_dim, action_dim
@@ -75,7 +79,7 @@ class EpsilonMLP(nn.Module):
             make_activation(activation),
             nn.Linear(hidden_dim, hidden_dim),
             make_activation(activation),
-            nn.Linear(hidden_dim, action_dim),
+            nn.Linear(hidden_dim, action_dim if out_dim is None else out_dim),
         )
 
     def project_state(self, state: torch.Tensor) -> torch.Tensor:

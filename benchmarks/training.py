@@ -1,0 +1,94 @@
+"""What does the action approximation buy? One training update, three ways, measured in one run.
+
+  bc          a behaviour-cloning step only (L_d, Eq. 8): the floor of any diffusion-policy update
+  dac4rec     DAC4Rec.update: critic TD step (next action through the N-step chain, no grad) + L_d + λ L_q
+              with L_q on the one-step action approximation (Eq. 13–15)
+  chain       a Diffusion-QL-style update: the same critic step, then L_d + λ L_q with L_q backpropagated
+              through the whole N-step reverse chain
+
+Prints median seconds per update and the ratios. No assertions: numbers depend on the machine.
+
+    python benchmarks/training.py [--steps 100 --batch 256 --obs-dim 91 --action-dim 27 --repeats 5]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+import pandas as pd
+import torch
+
+import dac4rec_lite as dl
+
+
+def timed(fn, repeats: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def random_dataset(n: int, obs_dim: int, action_dim: int, seed: int) -> dl.OfflineDataset:
+    rng = np.random.default_rng(seed)
+    obs = rng.standard_normal((n, obs_dim)).astype(np.float32)
+    return dl.OfflineDataset(
+        observations=obs, actions=rng.uniform(-1, 1, (n, action_dim)).astype(np.float32),
+        rewards=rng.uniform(0, 1, n).astype(np.float32), next_observations=np.roll(obs, 1, axis=0),
+        terminals=(rng.uniform(size=n) < 0.05).astype(np.float32),
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=100, help="diffusion steps N")
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--obs-dim", type=int, default=91)
+    parser.add_argument("--action-dim", type=int, default=27)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    data = random_dataset(4096, args.obs_dim, args.action_dim, args.seed)
+    agent = dl.DAC4Rec(args.obs_dim, args.action_dim, n_steps=args.steps, seed=args.seed)
+    g = torch.Generator().manual_seed(args.seed)
+
+    def bc_step():
+        batch = data.sample(args.batch, generator=g)
+        loss = agent.policy.loss(batch["observations"], batch["actions"], generator=g)
+        agent.actor_optimizer.zero_grad()
+        loss.backward()
+        agent.actor_optimizer.step()
+
+    def dac4rec_step():
+        agent.update(data.sample(args.batch, generator=g))
+
+    def chain_step():
+        batch = agent._check_batch(data.sample(args.batch, generator=g))
+        agent.update_critic(batch)
+        state = batch["observations"]
+        bc_loss = agent.policy.loss(state, batch["actions"], generator=g)
+        new_action = agent.policy.sample(state, generator=g)  # gradients flow through all N steps
+        q = agent.critic.q_min(state, new_action)
+        loss = bc_loss - agent.config.q_weight * q.mean() / q.abs().mean().detach()
+        agent.actor_optimizer.zero_grad()
+        loss.backward()
+        agent.actor_optimizer.step()
+
+    bc, ours, chain = (timed(step, args.repeats) for step in (bc_step, dac4rec_step, chain_step))
+    table = pd.DataFrame(
+        {"seconds / update": [bc, ours, chain], "× bc": [1.0, ours / bc, chain / bc]},
+        index=["bc (L_d only)", "dac4rec (action approximation)", "chain (Q loss through N steps)"],
+    )
+    print(f"N={args.steps} B={args.batch} obs={args.obs_dim} action={args.action_dim} "
+          f"threads={torch.get_num_threads()} torch={torch.__version__}")
+    print(table.to_string(float_format=lambda v: f"{v:.4f}"))
+    print(f"chain / dac4rec = {chain / ours:.2f}")
+
+
+if __name__ == "__main__":
+    main()

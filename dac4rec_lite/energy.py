@@ -1,0 +1,205 @@
+"""Energy-guided sampling (Sec. 3.3, Eq. 21–25; Algorithm 1 step 2).
+
+Goal: sample from π*(a | s) ∝ exp(β Q(s, a)) μ(a | s) (Eq. 21, with an inverse temperature β) using the
+behaviour diffusion policy μ and a learned *intermediate energy*
+
+    ℰ_i(s, a_i) = log E_{μ_0i(a⁰ | a_i, s)} [exp(β Q(s, a⁰))]          (Eq. 23; ℰ_0 = β Q)
+
+whose gradient is exactly what must be added to μ's score at step i (Eq. 24):
+
+    ∇ log π_i(a_i | s) = ∇ log μ_i(a_i | s) + ∇ ℰ_i(s, a_i).
+
+Erratum: Eq. 24 labels the guidance "≈ f_φ", but Eq. 25 trains f_ψ ≈ ℰ_i (a scalar); the guidance is ∇_a f_ψ.
+
+Two ways to train f_ψ, both from K "support" actions a⁰_1..K ~ μ(· | s) per state:
+
+* ``cep`` — contrastive energy prediction (Lu et al. 2023, the paper's source for this step). Noise all K
+  supports to one step i and minimise the cross-entropy −Σ_k softmax_k(β Q(s, a⁰_k)) · log softmax_k
+  f_ψ(s, a_i^k, i). Its minimiser is f_ψ = ℰ_i + c(s, i): exact up to a constant per (s, i), which the
+  gradient does not see.
+* ``mse`` — the paper-literal Eq. 25: regress f_ψ(s, a_i, i) on an estimate of ℰ_i(s, a_i). The posterior
+  μ_0i(a⁰ | a_i, s) ∝ μ(a⁰ | s) q(a_i | a⁰) is re-weighted from the supports (self-normalised importance
+  sampling with weights w_k = q(a_i | a⁰_k) = N(a_i; √ᾱ_i a⁰_k, (1 − ᾱ_i) I)):
+
+      ℰ̂_i(s, a_i) = log Σ_k w_k exp(β Q_k) − log Σ_k w_k.
+
+  This estimate is biased for finite K: it is the log of a ratio estimator, and E[log X] ≤ log E[X]
+  (Jensen), so it is low on average; and when few supports lie near a_i (small i: the posterior is sharp)
+  one weight dominates and ℰ̂ collapses to β Q of that single support. The bias vanishes as K → ∞.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from ._checks import check_matrix, check_steps
+from .diffusion import DiffusionPolicy, EpsilonMLP, VPSchedule
+
+__all__ = ["EnergyModel", "EnergyGuidance", "train_energy", "support_actions", "ENERGY_METHODS"]
+
+ENERGY_METHODS = ("cep", "mse")
+EnergyFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+CriticFn = Callable[[torch.Tensor, torch.Tensor], object]
+
+
+class EnergyModel(nn.Module):
+    """f_ψ(state, a_i, i) ≈ ℰ_i(s, a_i) (Eq. 23/25), returning (B, 1). An MLP with a time embedding: the
+    conditional MLP of the ε-network with a scalar output."""
+
+    def __init__(self, state_dim: int, action_dim: int, schedule: VPSchedule, hidden_dim: int = 256) -> None:
+        super().__init__()
+        self.state_dim, self.action_dim = state_dim, action_dim
+        self.schedule = schedule
+        self.net = EpsilonMLP(state_dim, action_dim, hidden_dim, out_dim=1)
+
+    def forward(self, state: torch.Tensor, a_i: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
+        check_matrix(state, "state", self.state_dim)
+        check_matrix(a_i, "a_i", self.action_dim)
+        return self.net(state, a_i, check_steps(i, state.shape[0], self.schedule.n_steps, state.device))
+
+
+class EnergyGuidance:
+    """The score term of Eq. 24 for ``DiffusionPolicy.sample(guidance=...)``: ``scale · ∇_a energy(s, a_i, i)``.
+
+    ``energy`` is an ``EnergyModel`` or any callable ``energy(state, a_i, i)`` returning (B,) or (B, 1).
+    The sampler turns the score into ε̃ = ε_θ − √(1 − ᾱ_i) · scale · ∇_a f. ``scale = 0`` makes the sampler
+    skip guidance entirely, so samples are bit-identical to unguided ones for the same generator."""
+
+    def __init__(self, energy: EnergyFn, scale: float = 1.0) -> None:
+        if not callable(energy):
+            raise TypeError(f"energy must be callable as energy(state, a_i, i), got {type(energy).__name__}.")
+        if not np.isfinite(scale) or scale < 0:
+            raise ValueError(f"scale must be a finite number >= 0, got {scale}.")
+        self.energy, self.scale = energy, float(scale)
+
+    def __call__(self, state: torch.Tensor, a_i: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
+        if torch.is_inference_mode_enabled():
+            raise RuntimeError("energy guidance needs gradients: call sample() outside torch.inference_mode().")
+        with torch.enable_grad():
+            a = a_i.detach().requires_grad_(True)
+            value = self.energy(state, a, i)
+            if value.shape not in ((a.shape[0],), (a.shape[0], 1)):
+                raise ValueError(f"energy must return shape ({a.shape[0]},) or ({a.shape[0]}, 1), got {tuple(value.shape)}.")
+            (gradient,) = torch.autograd.grad(value.sum(), a)
+        return self.scale * gradient
+
+
+def _q_values(critic: CriticFn, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+    """Q(s, a) as (B,): min of the twins for a ``TwinQ``-like critic, else the critic's single output."""
+    out = critic(state, action)
+    q = torch.min(out[0], out[1]) if isinstance(out, tuple) else out
+    return q.reshape(state.shape[0])
+
+
+@torch.no_grad()
+def support_actions(policy: DiffusionPolicy, critic: CriticFn, states: torch.Tensor, n_support: int,
+                    generator: torch.Generator | None = None, batch_size: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
+    """K actions per state from the behaviour policy and their Q values: (S, K, d) and (S, K).
+
+    Drawn once and cached by ``train_energy`` (sampling is the expensive part: S·K reverse chains)."""
+    rows = states.repeat_interleave(n_support, dim=0)
+    actions, qs = [], []
+    for start in range(0, rows.shape[0], batch_size):
+        chunk = rows[start:start + batch_size]
+        a = policy.sample(chunk, generator=generator)
+        actions.append(a)
+        qs.append(_q_values(critic, chunk, a))
+    d = actions[0].shape[1]
+    return torch.cat(actions).reshape(-1, n_support, d), torch.cat(qs).reshape(-1, n_support)
+
+
+def _cep_loss(energy: EnergyFn, state, supports, q, steps, noise, schedule, beta) -> torch.Tensor:
+    """−Σ_k softmax_k(β Q_k) · log softmax_k f(s, a_i^k, i), averaged over states (CEP)."""
+    b, k, d = supports.shape
+    steps_rep = steps.repeat_interleave(k)
+    noisy = schedule.q_sample(supports.reshape(b * k, d), steps_rep, noise.reshape(b * k, d))
+    f = energy(state.repeat_interleave(k, dim=0), noisy, steps_rep).reshape(b, k)
+    return -(torch.softmax(beta * q, dim=1) * torch.log_softmax(f, dim=1)).sum(dim=1).mean()
+
+
+def _mse_loss(energy: EnergyFn, state, supports, q, steps, noise, schedule, beta) -> torch.Tensor:
+    """(f(s, a_i^j, i) − ℰ̂_i(s, a_i^j))², ℰ̂ the self-normalised importance estimate over the K supports."""
+    b, k, d = supports.shape
+    steps_rep = steps.repeat_interleave(k)
+    noisy = schedule.q_sample(supports.reshape(b * k, d), steps_rep, noise.reshape(b * k, d)).reshape(b, k, d)
+    alpha_bar = schedule.alphas_cumprod[steps - 1].reshape(b, 1, 1)
+    # log w_jk = log N(a_i^j; √ᾱ a⁰_k, (1-ᾱ) I) up to a constant shared by all k: (b, j, k)
+    diff = noisy.unsqueeze(2) - alpha_bar.sqrt().unsqueeze(1) * supports.unsqueeze(1)
+    log_w = -diff.pow(2).sum(-1) / (2 * (1 - alpha_bar.reshape(b, 1, 1)))
+    target = torch.logsumexp(log_w + beta * q.unsqueeze(1), dim=2) - torch.logsumexp(log_w, dim=2)
+    f = energy(state.repeat_interleave(k, dim=0), noisy.reshape(b * k, d), steps_rep).reshape(b, k)
+    return (f - target.detach()).pow(2).mean()
+
+
+def train_energy(
+    energy: EnergyModel,
+    policy: DiffusionPolicy,
+    critic: CriticFn,
+    dataset,
+    steps: int,
+    n_support: int = 16,
+    beta: float = 3.0,
+    method: str = "cep",
+    batch_size: int = 256,
+    lr: float = 1e-3,
+    n_states: int | None = 4096,
+    encoder: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Train f_ψ (Algorithm 1 step 2) by ``method`` ∈ {"cep", "mse"} (see the module docstring).
+
+    Args:
+        energy: the ``EnergyModel`` to train.
+        policy: the trained behaviour ``DiffusionPolicy`` μ that provides support actions.
+        critic: ``critic(state, action)`` → (q1, q2) (min is used) or a (B,)/(B, 1) tensor of Q.
+        dataset: an ``OfflineDataset`` (its observations give the states) or a (S, state_dim) tensor of states.
+        steps, batch_size, lr: optimisation (Adam, cosine decay to 0).
+        n_support: K supports per state. beta: inverse temperature β of exp(β Q) (Eq. 21/23).
+        n_states: how many dataset states get supports (a random subset; None = all). S·K reverse chains are
+            drawn once; at N = 100, 16 supports × 100k states would take minutes of CPU.
+        encoder: maps observations to states (the agent's encoder); identity when None.
+    Returns a DataFrame with ``step`` and ``energy_loss``.
+    """
+    if method not in ENERGY_METHODS:
+        raise ValueError(f"method must be one of {ENERGY_METHODS}, got {method!r}.")
+    if n_support < 2:
+        raise ValueError(f"n_support must be >= 2 (both methods compare supports), got {n_support}.")
+    if not beta > 0 or steps < 1:
+        raise ValueError(f"beta must be positive and steps >= 1, got beta={beta}, steps={steps}.")
+    device = policy.device
+    generator = torch.Generator(device=device).manual_seed(seed)
+    if isinstance(dataset, torch.Tensor):
+        observations = dataset.to(device)
+    else:
+        observations = torch.as_tensor(dataset.to_dict()["observations"], device=device)
+    if n_states is not None and n_states < observations.shape[0]:
+        rows = torch.randperm(observations.shape[0], generator=torch.Generator().manual_seed(seed))[:n_states]
+        observations = observations[rows.to(device)]
+    with torch.no_grad():
+        states = observations if encoder is None else encoder(observations)
+    supports, q = support_actions(policy, critic, states, n_support, generator)
+    loss_fn = _cep_loss if method == "cep" else _mse_loss
+    schedule = policy.schedule
+    optimizer = torch.optim.Adam(energy.parameters(), lr=lr)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
+    records = []
+    bar = tqdm(range(1, steps + 1), desc=f"energy ({method})", disable=not progress, leave=False)
+    for step in bar:
+        rows = torch.randint(0, states.shape[0], (batch_size,), generator=generator, device=device)
+        i = torch.randint(1, schedule.n_steps + 1, (batch_size,), generator=generator, device=device)
+        noise = torch.randn(supports[rows].shape, generator=generator, device=device)
+        loss = loss_fn(energy, states[rows], supports[rows], q[rows], i, noise, schedule, beta)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        if step % 10 == 0 or step == steps:
+            records.append({"step": step, "energy_loss": loss.item()})
+            bar.set_postfix(loss=f"{records[-1]['energy_loss']:.4f}")
+    return pd.DataFrame.from_records(records)
