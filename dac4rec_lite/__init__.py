@@ -9,13 +9,17 @@ from .critics import TwinQ, ValueNetwork, soft_update
 from .data import CornerBandit, MultimodalBehavior, OfflineDataset
 from .encoders import IdentityEncoder, MLPEncoder
 from .energy import EnergyGuidance, EnergyModel, support_actions, train_energy
-from .diffusion import DiffusionPolicy, EpsilonMLP, Guidance, SinusoidalTimeEmbedding, VPSchedule
+from .diffusion import (
+    DiffusionPolicy, EpsilonMLP, Guidance, SinusoidalTimeEmbedding, VPSchedule,
+    gaussian_chain_moments, gaussian_chain_path, paper_printed_betas, terminal_alpha_bar,
+)
 from .gaussian import GaussianPolicy
 from .training import train_behavior_cloning
 from .utils import PRESETS, default_device, environment_report, resolve_preset, set_seed
 
 __all__ = [
-    "VPSchedule", "EpsilonMLP", "SinusoidalTimeEmbedding", "DiffusionPolicy", "Guidance",
+    "VPSchedule", "EpsilonMLP", "gaussian_chain_moments", "gaussian_chain_path", "paper_printed_betas",
+    "terminal_alpha_bar", "SinusoidalTimeEmbedding", "DiffusionPolicy", "Guidance",
     "GaussianPolicy", "MultimodalBehavior", "CornerBandit", "OfflineDataset",
     "TwinQ", "ValueNetwork", "soft_update", "IdentityEncoder", "MLPEncoder",
     "DAC4Rec", "DAC4RecConfig", "EnergyModel", "EnergyGuidance", "train_energy", "support_actions", "OfflineAgent", "TrainingDivergedError", "train_behavior_cloning",

@@ -29,6 +29,10 @@ def trace(fig, name_start):
     return matches[0]
 
 
+def alpha_bar(*schedule_args):
+    return dl.VPSchedule(*schedule_args).alphas_cumprod.numpy()
+
+
 def xy(t):
     return np.column_stack([np.asarray(t.x, dtype=float), np.asarray(t.y, dtype=float)]).reshape(-1, 2)
 
@@ -59,7 +63,8 @@ def test_schedule_figure_plots_the_schedule_tables():
     np.testing.assert_allclose(trace(fig, "α<sub>i</sub> (one step").y, schedule.alphas.numpy(), rtol=1e-6)
     printed = trace(fig, "β<sub>i</sub> as printed").y
     np.testing.assert_allclose(printed, paper_printed_betas(40).numpy())
-    assert 0 < printed[0] < schedule.betas[0]  # N < (β_max-β_min)/(2β_min) = 49.5: printed β_1 is positive, just wrong
+    # N = 40 < (β_max-β_min)/(2β_min) = 49.5: the printed β_1 is positive, just wrong
+    assert 0 < printed[0] < schedule.betas[0]
     assert list(trace(fig, "ᾱ").x) == list(range(1, 41))  # 1-based steps
 
 
@@ -78,7 +83,7 @@ def test_schedule_explorer_follows_its_sliders():
     np.testing.assert_allclose(trace(explorer.figure, "ᾱ").y, dl.VPSchedule(12).alphas_cumprod.numpy(), rtol=1e-6)
     explorer.controls["beta_max"].value = 4.0
     expected = dl.VPSchedule(12, 0.1, 4.0)
-    np.testing.assert_allclose(trace(explorer.figure, "β<sub>i</sub> (corrected)").y, expected.betas.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(trace(explorer.figure, "β<sub>i</sub> (corr").y, expected.betas.numpy(), rtol=1e-6)
     assert "β<sub>max</sub> = 4" in explorer.figure.layout.title.text
     assert f"{terminal_alpha_bar(0.1, 4.0):.5f}" in explorer.message.value
 
@@ -90,11 +95,11 @@ def test_invalid_schedule_shows_the_error_instead_of_raising():
     explorer.controls["beta_max"].value = 2.0  # β_max ≤ β_min: VPSchedule raises ValueError
     assert "beta_max must be larger than beta_min" in explorer.message.value
     assert "Not a valid schedule" in explorer.message.value
-    np.testing.assert_allclose(trace(explorer.figure, "ᾱ").y, dl.VPSchedule(50, 3.0, 10.0).alphas_cumprod.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(trace(explorer.figure, "ᾱ").y, alpha_bar(50, 3.0, 10.0), rtol=1e-6)
     assert not np.allclose(before, trace(explorer.figure, "ᾱ").y)
     explorer.controls["beta_max"].value = 8.0
     assert "Not a valid schedule" not in explorer.message.value
-    np.testing.assert_allclose(trace(explorer.figure, "ᾱ").y, dl.VPSchedule(50, 3.0, 8.0).alphas_cumprod.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(trace(explorer.figure, "ᾱ").y, alpha_bar(50, 3.0, 8.0), rtol=1e-6)
 
 
 # --- forward process -------------------------------------------------------------------------------------
@@ -136,6 +141,7 @@ def test_terminal_noise_figure_reports_alpha_bar_and_memory(toy_data):
     titles = [a.text for a in fig.layout.annotations if "ᾱ" in a.text]
     assert "ᾱ<sub>N</sub> = 0.577" in titles[0] and "ᾱ<sub>N</sub> = 0.006" in titles[1]
     remembered = [int(t.split("<br>")[1].split("%")[0]) for t in titles]
+    assert all("in own quadrant" in t for t in titles)
     assert remembered[0] > 45 and remembered[1] < 35  # chance is 25%
 
 
@@ -195,7 +201,7 @@ def test_policy_comparison_and_mode_table_agree_with_mode_fractions(toy_data):
     titles = [a.text for a in fig.layout.annotations if "on liked modes" in a.text]
     assert len(titles) == 3
     on_liked = 1 - toy.mode_fractions(spread, 0)["elsewhere"]
-    assert titles[2] == f"Gaussian policy: {on_liked:.0%} on liked modes"
+    assert titles[2] == f"<b>Gaussian policy</b><br>{on_liked:.0%} on liked modes"
     for axis in ("xaxis", "xaxis2", "xaxis3", "yaxis3"):
         assert tuple(fig.layout[axis].range) == viz.ACTION_RANGE
 

@@ -4,7 +4,9 @@ Paper, Sec. 3.1 (schedule), Eq. 1/13 (forward noising), Eq. 14 (action approxima
 of Sec. 2.2 (the reverse step). Steps are 1-based as in the paper: step i lives at index i-1 of every table.
 
 Erratum (schedule sign). The paper prints ``β_i = 1 - exp(β_min/N - 0.5(β_max-β_min)(2i-1)/N²)``. With the
-plus sign, α_1 = exp(0.1/N - ...) > 1 for small i and so β_i < 0: not a variance. The discretised VP SDE of
+plus sign, α_1 = exp(β_min/N - 0.5(β_max-β_min)/N²) > 1 whenever N > (β_max-β_min)/(2β_min) (49.5 for the
+paper's values, so for its N = 100), making β_1 < 0: not a variance; for smaller N the printed β_i are
+positive but wrong. The discretised VP SDE of
 Song et al. (the paper's reference [31]) has ``α_i = exp(-β_min/N - 0.5(β_max-β_min)(2i-1)/N²)``, which is
 what we implement: then ᾱ_N = exp(-β_min - (β_max-β_min)/2) ≈ 0.006 for the paper's β_min=0.1, β_max=10,
 whatever N is.

@@ -142,7 +142,8 @@ def schedule_figure(schedule: VPSchedule, show_printed: bool = True) -> go.Figur
     steps = np.arange(1, schedule.n_steps + 1)
     alpha_bar = schedule.alphas_cumprod.double().cpu().numpy()
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.12, subplot_titles=(
-        "Per-step noise variance β<sub>i</sub>", "After i steps: a<sup>i</sup> = √ᾱ<sub>i</sub> a<sup>0</sup> + √(1-ᾱ<sub>i</sub>) ε"))
+        "Per-step noise variance β<sub>i</sub>",
+        "After i steps: a<sup>i</sup> = √ᾱ<sub>i</sub> a<sup>0</sup> + √(1-ᾱ<sub>i</sub>) ε"))
     fig.add_trace(go.Scatter(x=steps, y=schedule.betas.cpu().numpy(), name="β<sub>i</sub> (corrected)",
                              mode="lines", line=dict(color=_SCHEDULE_COLORS["beta"], width=3),
                              hovertemplate="i=%{x}<br>β<sub>i</sub>=%{y:.5f}<extra></extra>"), row=1, col=1)
@@ -217,9 +218,9 @@ def noising_figure(
         template=TEMPLATE, height=560, margin=dict(t=80, l=60, r=20, b=50),
         title=dict(text=(f"Forward process at step i = {step} of {schedule.n_steps}<br><sup>"
                          f"a<sup>i</sup> = {np.sqrt(alpha_bar):.3f}·a<sup>0</sup> + {np.sqrt(1 - alpha_bar):.3f}·ε"
-                         f"   (√ᾱ<sub>i</sub> and √(1-ᾱ<sub>i</sub>); dotted: radius 1 and 2 of N(0, I))</sup>"),
+                         "   (√ᾱ<sub>i</sub> and √(1-ᾱ<sub>i</sub>); dotted: radius 1 and 2 of N(0, I))</sup>"),
                    x=0.01),
-        legend=dict(title="colour = mode of origin" if labels is not None else None),
+        legend=dict(title="colour = mode of origin" if labels is not None else None, itemsizing="constant"),
     )
     return fig
 
@@ -246,18 +247,20 @@ def terminal_noise_figure(
     for schedule in schedules:
         a_n = _noised(a0, schedule, schedule.n_steps, noise)
         same_quadrant = float(np.mean(np.all(np.sign(a_n) == np.sign(a0.numpy()), axis=1)))
-        titles.append(f"β<sub>max</sub> = {schedule.beta_max:g}, N = {schedule.n_steps}: "
-                      f"ᾱ<sub>N</sub> = {float(schedule.alphas_cumprod[-1]):.3f}<br>"
-                      f"{same_quadrant:.0%} still in their quadrant")
+        alpha_bar_n = float(schedule.alphas_cumprod[-1])
+        titles.append(f"<b>β<sub>max</sub> = {schedule.beta_max:g}</b>: ᾱ<sub>N</sub> = {alpha_bar_n:.3f}<br>"
+                      f"{same_quadrant:.0%} in own quadrant")
         clouds.append(a_n)
-    titles.append("Where sampling starts: N(0, I)<br>(knows nothing about the data)")
+    titles.append("<b>N(0, I)</b>: where<br>sampling starts")
     clouds.append(fixed_noise(len(a0), a0.shape[1], seed + 1).numpy())
     n_cols = len(clouds)
-    fig = make_subplots(rows=1, cols=n_cols, subplot_titles=titles, horizontal_spacing=0.06)
+    fig = make_subplots(rows=1, cols=n_cols, subplot_titles=titles, horizontal_spacing=0.05)
+    fig.update_annotations(font_size=13)
     shown: set[str] = set()
     for col, cloud in enumerate(clouds, start=1):
         is_reference = col == n_cols
-        traces = _cloud_traces(cloud, None if is_reference else labels, order, "from", "N(0, I) draw" if is_reference else "a<sup>N</sup>", size=4)
+        traces = _cloud_traces(cloud, None if is_reference else labels, order, "from",
+                               "N(0, I) draw" if is_reference else "a<sup>N</sup>", size=4)
         for trace in traces:
             trace.showlegend = _first_in_legend(trace, shown)
             if is_reference:
@@ -265,8 +268,11 @@ def terminal_noise_figure(
             fig.add_trace(trace, row=1, col=col)
     _unit_circles(fig, n_cols)
     _action_axes(fig, n_cols)
-    fig.update_layout(template=TEMPLATE, height=470, margin=dict(t=120, l=50, r=20, b=40),
-                      title=dict(text="The end of the forward process: is a<sup>N</sup> pure noise?", x=0.01, y=0.97))
+    steps = sorted({s.n_steps for s in schedules})
+    fig.update_layout(template=TEMPLATE, height=440, margin=dict(t=110, l=50, r=20, b=40),
+                      title=dict(text=f"a<sup>N</sup> at the end of the forward process "
+                                      f"(N = {', '.join(map(str, steps))}): is it pure noise?", x=0.01, y=0.97),
+                      legend=dict(orientation="h", yanchor="top", y=-0.2, x=0, itemsizing="constant"))
     return fig
 
 
@@ -302,9 +308,11 @@ def trajectory_figure(
     for k in range(travelled.shape[1]):
         xs += [*travelled[:, k, 0], None]
         ys += [*travelled[:, k, 1], None]
-    fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=f"paths of {travelled.shape[1]} chains, a<sup>N</sup> → a<sup>i</sup>",
+    fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines",
+                             name=f"paths of {travelled.shape[1]} chains, a<sup>N</sup> → a<sup>i</sup>",
                              line=dict(color="#222222", width=1), opacity=0.45, hoverinfo="skip", legendgroup="paths"))
-    fig.add_trace(go.Scatter(x=travelled[-1, :, 0], y=travelled[-1, :, 1], mode="markers", name="where those chains are now",
+    fig.add_trace(go.Scatter(x=travelled[-1, :, 0], y=travelled[-1, :, 1], mode="markers",
+                             name="where those chains are now",
                              marker=dict(size=10, color="#222222", symbol="circle-open", line=dict(width=2.5)),
                              hovertemplate=_ACTION_HOVER, text=[f"chain {k}" for k in range(travelled.shape[1])],
                              legendgroup="paths"))
@@ -317,10 +325,12 @@ def trajectory_figure(
     subtitle = ""
     if toy is not None and user is not None:
         fractions = toy.mode_fractions(traj[-1], user)
-        subtitle = "<br><sup>where the chain ends (i = 0): " + ", ".join(f"{k} {v:.0%}" for k, v in fractions.items()) + "</sup>"
+        ends = ", ".join(f"{k} {v:.0%}" for k, v in fractions.items())
+        subtitle = f"<br><sup>where the chains end (i = 0): {ends}</sup>"
     fig.update_layout(template=TEMPLATE, height=560, margin=dict(t=80, l=60, r=20, b=50),
                       title=dict(text=title + subtitle, x=0.01),
-                      legend=dict(title="colour = mode the sample ends on" if toy is not None else None))
+                      legend=dict(title="colour = mode the chain ends on" if toy is not None else None,
+                                  itemsizing="constant"))
     return fig
 
 
@@ -341,9 +351,10 @@ def policy_comparison_figure(
     titles = []
     for name, actions in panels.items():
         on_liked = 1 - toy.mode_fractions(actions, user)[ELSEWHERE]
-        titles.append(f"{name}: {on_liked:.0%} on liked modes")
+        titles.append(f"<b>{name}</b><br>{on_liked:.0%} on liked modes")
     n_cols = len(panels)
-    fig = make_subplots(rows=1, cols=n_cols, subplot_titles=titles, horizontal_spacing=0.04)
+    fig = make_subplots(rows=1, cols=n_cols, subplot_titles=titles, horizontal_spacing=0.05)
+    fig.update_annotations(font_size=13)
     order = [*toy.mode_names, ELSEWHERE]
     shown: set[str] = set()
     for col, actions in enumerate(panels.values(), start=1):
@@ -355,9 +366,10 @@ def policy_comparison_figure(
     _mode_circles(fig, toy, user, n_cols)
     _action_axes(fig, n_cols)
     liked_names = ", ".join(toy.mode_names[m] for m in toy.likes[user])
-    fig.update_layout(template=TEMPLATE, height=450, margin=dict(t=100, l=50, r=20, b=40),
-                      title=dict(y=0.97, text=f"User {user} (likes {liked_names}): who puts actions where the user's items are?", x=0.01),
-                      legend=dict(title="lands on"))
+    fig.update_layout(template=TEMPLATE, height=460, margin=dict(t=110, l=50, r=20, b=40),
+                      title=dict(y=0.97, x=0.01,
+                                 text=f"User {user} likes {liked_names}: whose actions land on those items?"),
+                      legend=dict(title="lands on", orientation="h", yanchor="top", y=-0.2, x=0, itemsizing="constant"))
     return fig
 
 
@@ -414,8 +426,8 @@ def discretisation_figure(
     should match: it stays at 1 until the last step, which returns E[a^0 | a^1] with no noise added.
     Everything is exact (``gaussian_chain_moments``), so any gap is the sampler's, not training's."""
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.12, subplot_titles=(
-        "Spread of the chain's output / data spread σ",
-        f"Spread of a<sup>i</sup> / spread of q(a<sup>i</sup>), N = {path_n_steps}, σ = {stds[len(stds) // 2]:g}"))
+        "Output spread / data spread σ",
+        f"Along one chain (N = {path_n_steps}, σ = {stds[len(stds) // 2]:g})"))
     colours = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00"]
     for position, std in enumerate(stds):
         for variance, dash in (("posterior", "solid"), ("beta", "dash")):

@@ -156,7 +156,8 @@ def trajectory_explorer(
 ) -> Explorer:
     """A user dropdown and a slider over i driving ``trajectory_figure``: ``n`` reverse chains of
     ``policy`` for that user's state, drawn once per user with ``torch.Generator().manual_seed(seed)``
-    (so every user is shown with the same starting noise a^N). ▶ runs the chain from i = N down to 0."""
+    (so every user is shown with the same starting noise a^N). ▶ runs the chain from i = N down to 0.
+    ``explorer.trajectory_of(user)`` returns that user's cached trajectory (N+1, n, 2)."""
     n_steps = policy.n_steps
     cache: dict[int, np.ndarray] = {}
 
