@@ -98,15 +98,21 @@ def _q_values(critic: CriticFn, state: torch.Tensor, action: torch.Tensor) -> to
 
 @torch.no_grad()
 def support_actions(policy: DiffusionPolicy, critic: CriticFn, states: torch.Tensor, n_support: int,
-                    generator: torch.Generator | None = None, batch_size: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
+                    generator: torch.Generator | None = None, batch_size: int = 4096, sampler: str = "dpm",
+                    n_sample_steps: int | None = 15) -> tuple[torch.Tensor, torch.Tensor]:
     """K actions per state from the behaviour policy and their Q values: (S, K, d) and (S, K).
 
-    Drawn once and cached by ``train_energy`` (sampling is the expensive part: S·K reverse chains)."""
+    Drawn once and cached by ``train_energy`` (sampling is the expensive part: S·K reverse chains), by
+    default with DPM-Solver++ in ``n_sample_steps`` = 15 steps (capped at N; ``sampler="ddpm"`` with
+    ``n_sample_steps=None`` runs the full chain)."""
+    if n_sample_steps is not None:
+        n_sample_steps = min(n_sample_steps, policy.n_steps)
     rows = states.repeat_interleave(n_support, dim=0)
     actions, qs = [], []
     for start in range(0, rows.shape[0], batch_size):
         chunk = rows[start:start + batch_size]
-        a = policy.sample(chunk, generator=generator)
+        a = policy.sample(chunk, generator=generator, sampler=sampler,
+                          n_sample_steps=None if sampler == "ddpm" else n_sample_steps)
         actions.append(a)
         qs.append(_q_values(critic, chunk, a))
     d = actions[0].shape[1]
@@ -151,6 +157,8 @@ def train_energy(
     encoder: Callable[[torch.Tensor], torch.Tensor] | None = None,
     seed: int = 0,
     progress: bool = True,
+    support_sampler: str = "dpm",
+    support_steps: int | None = 15,
 ) -> pd.DataFrame:
     """Train f_ψ (Algorithm 1 step 2) by ``method`` ∈ {"cep", "mse"} (see the module docstring).
 
@@ -164,6 +172,7 @@ def train_energy(
         n_states: how many dataset states get supports (a random subset; None = all). S·K reverse chains are
             drawn once; at N = 100, 16 supports × 100k states would take minutes of CPU.
         encoder: maps observations to states (the agent's encoder); identity when None.
+        support_sampler, support_steps: how supports are drawn (see ``support_actions``).
     Returns a DataFrame with ``step`` and ``energy_loss``.
     """
     if method not in ENERGY_METHODS:
@@ -183,7 +192,8 @@ def train_energy(
         observations = observations[rows.to(device)]
     with torch.no_grad():
         states = observations if encoder is None else encoder(observations)
-    supports, q = support_actions(policy, critic, states, n_support, generator)
+    supports, q = support_actions(policy, critic, states, n_support, generator, sampler=support_sampler,
+                                  n_sample_steps=support_steps)
     loss_fn = _cep_loss if method == "cep" else _mse_loss
     schedule = policy.schedule
     optimizer = torch.optim.Adam(energy.parameters(), lr=lr)

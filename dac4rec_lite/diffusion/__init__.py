@@ -2,9 +2,9 @@
 from .analysis import gaussian_chain_moments, gaussian_chain_path, paper_printed_betas, terminal_alpha_bar
 from .networks import EpsilonMLP, SinusoidalTimeEmbedding
 from .policy import DiffusionPolicy
-from .samplers import Guidance, ddpm_sample
+from .samplers import SAMPLERS, Guidance, run_sampler, sample_steps
 from .schedule import VPSchedule
 
 __all__ = [
     "gaussian_chain_moments", "gaussian_chain_path", "paper_printed_betas", "terminal_alpha_bar",
-    "VPSchedule", "EpsilonMLP", "SinusoidalTimeEmbedding", "DiffusionPolicy", "Guidance", "ddpm_sample"]
+    "VPSchedule", "EpsilonMLP", "SinusoidalTimeEmbedding", "DiffusionPolicy", "Guidance", "SAMPLERS", "run_sampler", "sample_steps"]

@@ -11,7 +11,7 @@ from torch import nn
 
 from .._checks import check_finite, check_matrix, check_steps
 from .networks import EpsilonMLP
-from .samplers import Guidance, ddpm_sample
+from .samplers import Guidance, run_sampler
 from .schedule import VPSchedule
 
 __all__ = ["DiffusionPolicy"]
@@ -154,6 +154,8 @@ class DiffusionPolicy(nn.Module):
         generator: torch.Generator | None = None,
         return_trajectory: bool = False,
         variance: str = "posterior",
+        sampler: str = "ddpm",
+        n_sample_steps: int | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Draw one action per state by running the reverse chain i = N, ..., 1 (Eq. 7, corrected).
 
@@ -163,19 +165,25 @@ class DiffusionPolicy(nn.Module):
             generator: a ``torch.Generator`` on the policy's device for reproducible draws.
             return_trajectory: also return a tensor (N+1, B, action_dim): ``[0]`` is a^N, ``[-1]`` is a^0.
             variance: ``"posterior"`` (β̃_i, default) or ``"beta"`` (β_i, as Sec. 3.1 prints); see
-                ``VPSchedule.reverse_variance``. Both add no noise at i = 1.
+                ``VPSchedule.reverse_variance``. Both add no noise at i = 1. ddpm only.
+            sampler: ``"ddpm"`` (the paper's N-step chain), ``"ddim"`` (η = 0) or ``"dpm"``
+                (DPM-Solver++(2M)); the last two are deterministic given a^N and take ``n_sample_steps``
+                (≤ N) of the trained steps — the same trained network, far fewer ε calls (``samplers.py``).
 
-        Gradients flow if the caller's grad mode is on (wrap in ``torch.no_grad()`` when you only need
-        actions, as every agent does)."""
+        Gradients flow if the caller's grad mode is on (backpropagating through the chain, as Diffusion-QL
+        does). With grad mode off and no guidance the loop runs under ``torch.inference_mode`` (faster);
+        guidance needs autograd for ∇f, so the guided path never uses it."""
         self._check_state(state)
-        return ddpm_sample(
-            self._eps_fn(state),
-            self.schedule,
-            (state.shape[0], self.action_dim),
-            state=state,
-            max_action=self.max_action,
-            guidance=guidance,
-            generator=generator,
-            variance=variance,
-            return_trajectory=return_trajectory,
+        kwargs = dict(
+            state=state, max_action=self.max_action, sampler=sampler, n_sample_steps=n_sample_steps,
+            guidance=guidance, generator=generator, variance=variance, return_trajectory=return_trajectory,
         )
+        shape = (state.shape[0], self.action_dim)
+        guided = guidance is not None and guidance.scale != 0
+        if torch.is_grad_enabled() or guided:
+            return run_sampler(self._eps_fn(state), self.schedule, shape, **kwargs)
+        with torch.inference_mode():
+            out = run_sampler(self._eps_fn(state), self.schedule, shape, **kwargs)
+        # Inference tensors cannot enter autograd later (e.g. as a critic's input); a copy outside the
+        # context is an ordinary tensor.
+        return tuple(x.clone() for x in out) if return_trajectory else out.clone()

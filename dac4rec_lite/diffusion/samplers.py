@@ -1,26 +1,39 @@
-"""The reverse diffusion loop: it only loops. ε comes from a callable, the maths from the schedule.
+"""Reverse-diffusion samplers: they only loop. ε comes from a callable, the maths from the schedule.
 
-One DDPM reverse step (Eq. 7, corrected; Sec. 2.2's posterior):
+``ddpm`` — the paper's N-step ancestral sampler (Eq. 7, corrected; Sec. 2.2's posterior):
 
     â^0     = (a^i - √(1-ᾱ_i) ε) / √ᾱ_i               (Eq. 14), clipped to ±max_action if given
     a^{i-1} = c0_i â^0 + ci_i a^i + σ_i z,   z ~ N(0, I), σ_1 = 0
 
-Without clipping, c0_i â^0 + ci_i a^i equals Eq. 7's mean (a^i - β_i/√(1-ᾱ_i) ε)/√α_i exactly. Clipping the
-predicted clean action keeps every intermediate estimate inside the action box (Diffusion-QL does the same);
-because c0_1 = 1 and ci_1 = 0, the final action is the clipped â^0, so it is always in bounds.
+  Without clipping, c0_i â^0 + ci_i a^i equals Eq. 7's mean (a^i - β_i/√(1-ᾱ_i) ε)/√α_i exactly. Clipping the
+  predicted clean action keeps every intermediate estimate inside the action box (Diffusion-QL does the
+  same); because c0_1 = 1 and ci_1 = 0, the final action is the clipped â^0, so it is always in bounds.
 
-Guidance (Eq. 24): ∇ log π_i = ∇ log μ_i + g_i. Since ε_θ ≈ -√(1-ᾱ_i) ∇ log μ_i, adding the score g_i is
-ε̃ = ε_θ - √(1-ᾱ_i) g_i.
+``ddim`` — DDIM with η = 0 (Song et al. 2021) on a subsequence of K of the N trained steps: deterministic,
+  a^s = √ᾱ_s â^0 + √(1-ᾱ_s) ε̂ (ε̂ re-derived from the clipped â^0), and a^0 = â^0 at the end.
+
+``dpm`` — DPM-Solver++(2M) (Lu et al. 2022), a second-order multistep solver of the probability-flow ODE
+  in the data-prediction form, on the same subsequence: with λ = log(√ᾱ / √(1-ᾱ)) and h = λ_s − λ_t,
+      a^s = (σ_s/σ_t) a^t − √ᾱ_s (e^{−h} − 1) D,   D = (1 + 1/(2r)) â^0_t − 1/(2r) â^0_prev,  r = h_prev / h
+  (first order on the first step; the last step to a^0 returns the last â^0, "lower-order final").
+
+Both few-step samplers reuse the ε-network trained for N steps unchanged: they only visit fewer of its steps.
+
+Guidance (Eq. 24): ∇ log π_i = ∇ log μ_i + g_i. Since ε_θ ≈ −√(1−ᾱ_i) ∇ log μ_i, adding the score g_i is
+ε̃ = ε_θ − √(1−ᾱ_i) g_i. Every sampler applies it the same way.
 """
 from __future__ import annotations
 
+import math
 from typing import Callable, Protocol
 
 import torch
 
 from .schedule import VPSchedule
 
-__all__ = ["Guidance", "ddpm_sample"]
+__all__ = ["Guidance", "SAMPLERS", "sample_steps", "run_sampler", "ddpm_sample", "ddim_sample", "dpm_solver_sample"]
+
+SAMPLERS = ("ddpm", "ddim", "dpm")
 
 EpsFn = Callable[[torch.Tensor, int], torch.Tensor]
 """ε at step i (1-based int) for the current batch of noisy actions a^i."""
@@ -36,47 +49,151 @@ class Guidance(Protocol):
     def __call__(self, state: torch.Tensor, a_i: torch.Tensor, i: torch.Tensor) -> torch.Tensor: ...
 
 
-def ddpm_sample(
+def sample_steps(schedule: VPSchedule, n_sample_steps: int) -> list[int]:
+    """K of the N trained steps, from N down to 1, evenly spaced in log-SNR λ_i = log(√ᾱ_i / √(1−ᾱ_i)).
+
+    Even spacing in λ is what DPM-Solver's error analysis asks for (each step covers the same change of
+    noise level in the ODE's natural variable); even spacing in i would leave one huge last step near i = 1,
+    where λ changes fastest. Targets are rounded to the nearest trained step, kept strictly decreasing,
+    so exactly K distinct steps are returned."""
+    n = schedule.n_steps
+    if isinstance(n_sample_steps, bool) or not isinstance(n_sample_steps, int) or not 1 <= n_sample_steps <= n:
+        raise ValueError(f"n_sample_steps must be an int in 1..{n} (the trained N), got {n_sample_steps!r}.")
+    if n_sample_steps == 1:
+        return [n]
+    ab = schedule.alphas_cumprod.double().cpu()
+    lam = 0.5 * torch.log(ab / (1 - ab))  # increasing as i decreases
+    targets = torch.linspace(float(lam[-1]), float(lam[0]), n_sample_steps)
+    steps: list[int] = []
+    for k, target in enumerate(targets.tolist()):
+        remaining = n_sample_steps - k - 1
+        upper = n if not steps else steps[-1] - 1  # strictly decreasing
+        lower = 1 + remaining  # leave room for the steps still to pick
+        nearest = int(torch.argmin((lam - target).abs())) + 1
+        steps.append(min(max(nearest, lower), upper))
+    return steps
+
+
+class _Stepper:
+    """Shared per-step work: ε (guided if asked), then the clipped clean-action estimate â^0."""
+
+    def __init__(self, eps_fn: EpsFn, schedule: VPSchedule, state: torch.Tensor, max_action: float | None,
+                 guidance: Guidance | None) -> None:
+        self.eps_fn, self.state, self.max_action = eps_fn, state, max_action
+        self.guidance = guidance if guidance is not None and guidance.scale != 0 else None
+        self.alpha_bar = schedule.alphas_cumprod.tolist()  # Python floats: no device syncs in the loop
+        self.device = schedule.device
+
+    def eps_and_a0(self, a: torch.Tensor, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        ab = self.alpha_bar[i - 1]
+        eps = self.eps_fn(a, i)
+        if self.guidance is not None:
+            steps = torch.full((a.shape[0],), i, dtype=torch.long, device=self.device)
+            eps = eps - math.sqrt(1 - ab) * self.guidance(self.state, a, steps)  # Eq. 24
+        a0 = (a - math.sqrt(1 - ab) * eps) / math.sqrt(ab)  # Eq. 14
+        if self.max_action is not None:
+            a0 = a0.clamp(-self.max_action, self.max_action)
+        return eps, a0
+
+
+def ddpm_sample(schedule: VPSchedule, a: torch.Tensor, stepper: _Stepper, *,
+                generator: torch.Generator | None, variance: str, trajectory: list | None) -> torch.Tensor:
+    """The N-step ancestral chain (Eq. 5/7). One z is drawn per step i = N..2, after a^N."""
+    coef_a0 = schedule.posterior_mean_coef_a0.tolist()
+    coef_ai = schedule.posterior_mean_coef_ai.tolist()
+    std = schedule.reverse_variance(variance).sqrt().tolist()
+    for i in range(schedule.n_steps, 0, -1):
+        _, a0 = stepper.eps_and_a0(a, i)
+        a = coef_a0[i - 1] * a0 + coef_ai[i - 1] * a  # posterior mean
+        if std[i - 1] > 0:
+            a = a + std[i - 1] * torch.randn(a.shape, generator=generator, device=a.device, dtype=a.dtype)
+        if trajectory is not None:
+            trajectory.append(a)
+    return a
+
+
+def ddim_sample(schedule: VPSchedule, a: torch.Tensor, stepper: _Stepper, steps: list[int],
+                trajectory: list | None) -> torch.Tensor:
+    """Deterministic DDIM (η = 0) through the given trained steps, then to a^0."""
+    ab = stepper.alpha_bar
+    for k, i in enumerate(steps):
+        eps, a0 = stepper.eps_and_a0(a, i)
+        if stepper.max_action is not None:  # keep ε consistent with the clipped â^0
+            eps = (a - math.sqrt(ab[i - 1]) * a0) / math.sqrt(1 - ab[i - 1])
+        if k + 1 < len(steps):
+            s = steps[k + 1]
+            a = math.sqrt(ab[s - 1]) * a0 + math.sqrt(1 - ab[s - 1]) * eps
+        else:
+            a = a0
+        if trajectory is not None:
+            trajectory.append(a)
+    return a
+
+
+def dpm_solver_sample(schedule: VPSchedule, a: torch.Tensor, stepper: _Stepper, steps: list[int],
+                      trajectory: list | None) -> torch.Tensor:
+    """DPM-Solver++(2M) through the given trained steps, then to a^0 (see the module docstring)."""
+    ab = stepper.alpha_bar
+    lam = [0.5 * math.log(ab[i - 1] / (1 - ab[i - 1])) for i in steps]
+    previous_a0, previous_h = None, None
+    for k, i in enumerate(steps):
+        _, a0 = stepper.eps_and_a0(a, i)
+        if k + 1 < len(steps):
+            s = steps[k + 1]
+            h = lam[k + 1] - lam[k]
+            if previous_a0 is None:
+                d = a0
+            else:
+                r = previous_h / h
+                d = (1 + 1 / (2 * r)) * a0 - (1 / (2 * r)) * previous_a0
+            sigma_ratio = math.sqrt((1 - ab[s - 1]) / (1 - ab[i - 1]))
+            a = sigma_ratio * a - math.sqrt(ab[s - 1]) * math.expm1(-h) * d
+            previous_a0, previous_h = a0, h
+        else:
+            a = a0
+        if trajectory is not None:
+            trajectory.append(a)
+    return a
+
+
+def run_sampler(
     eps_fn: EpsFn,
     schedule: VPSchedule,
     shape: tuple[int, int],
     *,
     state: torch.Tensor,
     max_action: float | None,
+    sampler: str = "ddpm",
+    n_sample_steps: int | None = None,
     guidance: Guidance | None = None,
     generator: torch.Generator | None = None,
     variance: str = "posterior",
     return_trajectory: bool = False,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-    """Run the N-step reverse chain from a^N ~ N(0, I) to a^0 (Eq. 5, a product of Gaussian steps).
+    """Draw a^N ~ N(0, I) from ``generator`` and integrate it to a^0 with the chosen sampler.
 
-    Random numbers are drawn in a fixed order (a^N first, then one z per step i = N..2), so the same
-    ``generator`` seed gives the same actions. Coefficients are read from Python lists made once, so the
-    loop does no device-to-host synchronisation.
-    """
-    device = schedule.device
-    n_steps = schedule.n_steps
-    coef_a0 = schedule.posterior_mean_coef_a0.tolist()
-    coef_ai = schedule.posterior_mean_coef_ai.tolist()
-    alpha_bar = schedule.alphas_cumprod.tolist()
-    std = schedule.reverse_variance(variance).sqrt().tolist()
-    guided = guidance is not None and guidance.scale != 0
-
-    a = torch.randn(shape, generator=generator, device=device, dtype=schedule.betas.dtype)
+    ``ddpm`` visits all N steps (``n_sample_steps`` must be None or N); ``ddim``/``dpm`` visit
+    ``n_sample_steps`` of them (default: all N). The trajectory holds a^N and then the state after each step
+    (N+1 entries for ddpm, K+1 for the few-step samplers)."""
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}.")
+    if sampler == "ddpm" and n_sample_steps not in (None, schedule.n_steps):
+        raise ValueError(
+            f"the ddpm sampler visits all N={schedule.n_steps} trained steps; for fewer steps use "
+            f"sampler='ddim' or 'dpm' with n_sample_steps={n_sample_steps}."
+        )
+    if sampler != "ddpm" and variance != "posterior":
+        raise ValueError(f"variance={variance!r} only applies to the stochastic ddpm sampler; {sampler} adds no noise.")
+    stepper = _Stepper(eps_fn, schedule, state, max_action, guidance)
+    a = torch.randn(shape, generator=generator, device=schedule.device, dtype=schedule.betas.dtype)
     trajectory = [a] if return_trajectory else None
-    for i in range(n_steps, 0, -1):
-        eps = eps_fn(a, i)
-        if guided:
-            steps = torch.full((shape[0],), i, dtype=torch.long, device=device)
-            eps = eps - (1 - alpha_bar[i - 1]) ** 0.5 * guidance(state, a, steps)  # Eq. 24
-        a0_hat = (a - (1 - alpha_bar[i - 1]) ** 0.5 * eps) / alpha_bar[i - 1] ** 0.5  # Eq. 14
-        if max_action is not None:
-            a0_hat = a0_hat.clamp(-max_action, max_action)
-        a = coef_a0[i - 1] * a0_hat + coef_ai[i - 1] * a  # posterior mean
-        if std[i - 1] > 0:
-            a = a + std[i - 1] * torch.randn(shape, generator=generator, device=device, dtype=a.dtype)
-        if trajectory is not None:
-            trajectory.append(a)
+    if sampler == "ddpm":
+        schedule.reverse_variance(variance)  # validate before the loop
+        a = ddpm_sample(schedule, a, stepper, generator=generator, variance=variance, trajectory=trajectory)
+    else:
+        steps = sample_steps(schedule, schedule.n_steps if n_sample_steps is None else n_sample_steps)
+        solver = ddim_sample if sampler == "ddim" else dpm_solver_sample
+        a = solver(schedule, a, stepper, steps, trajectory)
     if trajectory is not None:
         return a, torch.stack(trajectory)
     return a
