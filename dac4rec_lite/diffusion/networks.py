@@ -70,9 +70,10 @@ class EpsilonMLP(nn.Module):
             nn.Linear(2 * time_dim, time_dim),
         )
         # First layer W[a; s; t] + b, split by input so that parts can be cached (see module docstring).
-        self.action_in = nn.Linear(action_dim, hidden_dim)
+        # The bias b lives in time_in, so the tabulated time term carries it for free.
+        self.action_in = nn.Linear(action_dim, hidden_dim, bias=False)
         self.state_in = nn.Linear(state_dim, hidden_dim, bias=False)
-        self.time_in = nn.Linear(time_dim, hidden_dim, bias=False)
+        self.time_in = nn.Linear(time_dim, hidden_dim)
         self.body = nn.Sequential(
             make_activation(activation),
             nn.Linear(hidden_dim, hidden_dim),
@@ -87,12 +88,15 @@ class EpsilonMLP(nn.Module):
         return self.state_in(state)
 
     def project_time(self, i: torch.Tensor) -> torch.Tensor:
-        """W_t t(i): the step's share of the first layer, (len(i), hidden). Tabulate it once for all N."""
+        """W_t t(i) + b: the step's share of the first layer, (len(i), hidden). Tabulate it once for all N."""
         return self.time_in(self.time_mlp(i))
 
     def denoise(self, state_projection: torch.Tensor, a_i: torch.Tensor, time_projection: torch.Tensor) -> torch.Tensor:
-        """ε from cached projections; ``time_projection`` is (B, hidden) or (1, hidden) for one shared step."""
-        return self.body(self.action_in(a_i) + state_projection + time_projection)
+        """ε from cached projections; ``time_projection`` is (B, hidden) or (1, hidden) for one shared step.
+
+        W_a a + (W_t t + b) is one fused addmm; adding W_s s makes the first layer's pre-activation."""
+        first = torch.addmm(time_projection, a_i, self.action_in.weight.t())
+        return self.body(first + state_projection)
 
     def forward(self, state: torch.Tensor, a_i: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
         return self.denoise(self.project_state(state), a_i, self.project_time(i))
