@@ -45,6 +45,13 @@ class OfflineAgent:
         """The optimisers ``fit`` decays when the config has ``lr_decay``."""
         return []
 
+    def _extra_state(self) -> dict[str, int]:
+        """Plain counters saved beside the weights (subclasses add theirs)."""
+        return {}
+
+    def _load_extra_state(self, state: dict[str, int]) -> None:
+        """Restore what ``_extra_state`` saved."""
+
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write config and weights to one file (``torch.save``; loadable with ``weights_only=True``)."""
         torch.save(
@@ -53,6 +60,7 @@ class OfflineAgent:
                 "agent": type(self).__name__,
                 "config": dataclasses.asdict(self.config),
                 "n_updates": self.n_updates,
+                "extra": self._extra_state(),
                 "weights": {name: m.state_dict() for name, m in self._modules_to_save().items()},
             },
             path,
@@ -100,6 +108,7 @@ class OfflineAgent:
         for name, module in self._modules_to_save().items():
             module.load_state_dict(checkpoint["weights"][name])
         self.n_updates = int(checkpoint["n_updates"])
+        self._load_extra_state(checkpoint.get("extra", {}))
 
     # ----- batches ------------------------------------------------------------------------------------
     def _check_batch(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -32,12 +32,14 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..critics import TwinQ, ValueNetwork, soft_update
-from ..diffusion import DiffusionPolicy, VPSchedule
+from ..diffusion import SAMPLERS, DiffusionPolicy, VPSchedule
+from ..energy import ENERGY_METHODS, EnergyGuidance, EnergyModel, train_energy
 from ..encoders import make_encoder
 from .base import OfflineAgent, select_candidates
 
@@ -85,6 +87,17 @@ class DAC4RecConfig:
     expectile: float = 0.7           # of the value baseline V(s) used by awr / elbo
     clip_approximation: bool = True  # clip â⁰ to ±max_action before L_q, as the sampler does (see denoise_dataset_action)
     q_bound: float | None = None     # |Q| above this stops training; None: 10 · max|r| / (1 − γ)
+    td_sampler: str = "ddpm"         # sampler of line 3's next actions: "ddpm" (N steps) | "ddim" | "dpm"
+    td_sample_steps: int | None = None  # steps of a ddim/dpm td_sampler (None: all N)
+    act_sampler: str = "ddpm"        # sampler used by act()
+    act_sample_steps: int | None = None
+    # Algorithm 1 step 2 (energy=True): trained by fit() after the policy, used by act() to guide sampling.
+    energy_steps: int = 1000         # updates of f_ψ at the end of each fit()
+    energy_method: str = "cep"       # "cep" (contrastive) | "mse" (paper-literal Eq. 25)
+    energy_beta: float = 3.0         # β of exp(β Q) (Eq. 21/23)
+    energy_scale: float = 1.0        # guidance scale at act() (Eq. 24)
+    n_support: int = 16              # K support actions per state for f_ψ's targets
+    energy_states: int | None = 4096  # states that get supports (None: all)
 
     def __post_init__(self) -> None:
         if self.policy_improvement not in POLICY_IMPROVEMENTS:
@@ -99,6 +112,13 @@ class DAC4RecConfig:
             raise ValueError("awr_temperature and awr_max_weight must be positive.")
         if self.n_next_actions < 1:
             raise ValueError(f"n_next_actions must be >= 1, got {self.n_next_actions}.")
+        for name in ("td_sampler", "act_sampler"):
+            if getattr(self, name) not in SAMPLERS:
+                raise ValueError(f"{name} must be one of {SAMPLERS}, got {getattr(self, name)!r}.")
+        if self.energy_method not in ENERGY_METHODS:
+            raise ValueError(f"energy_method must be one of {ENERGY_METHODS}, got {self.energy_method!r}.")
+        if self.energy_steps < 1 or self.energy_beta <= 0 or self.energy_scale < 0:
+            raise ValueError("energy_steps must be >= 1, energy_beta > 0 and energy_scale >= 0.")
 
 
 class DAC4Rec(OfflineAgent):
@@ -119,11 +139,6 @@ class DAC4Rec(OfflineAgent):
         custom_encoder = encoder if isinstance(encoder, nn.Module) else None
         config = DAC4RecConfig(obs_dim, action_dim, encoder=None if custom_encoder is not None else encoder, **kwargs)
         super().__init__(config)
-        if config.energy:
-            raise NotImplementedError(
-                "energy=True (energy-guided sampling, Algorithm 1 step 2) is not in this version of the kit yet; "
-                "build the agent with energy=False."
-            )
         with torch.random.fork_rng(devices=[]):  # seeded initialisation that leaves the global RNG alone
             torch.manual_seed(config.seed)
             self.encoder = make_encoder(custom_encoder if custom_encoder is not None else config.encoder, obs_dim)
@@ -132,9 +147,11 @@ class DAC4Rec(OfflineAgent):
             self.policy = DiffusionPolicy(state_dim, action_dim, self.schedule, config.hidden_dim, config.max_action)
             self.critic = TwinQ(state_dim, action_dim, config.hidden_dim, config.critic_layer_norm)
             self.value = ValueNetwork(state_dim, config.hidden_dim)
+            self.energy_model = EnergyModel(state_dim, action_dim, self.schedule, config.hidden_dim) if config.energy else None
+        self.energy_updates = 0  # f_ψ is only used by act() once it has been trained
         self.target_policy = copy.deepcopy(self.policy).requires_grad_(False)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
-        for module in (self.encoder, self.policy, self.critic, self.value, self.target_policy, self.target_critic):
+        for module in self._modules_to_save().values():
             module.to(self.device)
         self.actor_optimizer = torch.optim.Adam(self.policy.parameters(), lr=config.actor_lr)
         self.critic_optimizer = torch.optim.Adam([*self.critic.parameters(), *self.encoder.parameters()], lr=config.critic_lr)
@@ -156,8 +173,17 @@ class DAC4Rec(OfflineAgent):
         return used if self.config.policy_improvement == "direct" else [*used, self.value_optimizer]
 
     def _modules_to_save(self) -> dict[str, nn.Module]:
-        return {"encoder": self.encoder, "policy": self.policy, "target_policy": self.target_policy,
-                "critic": self.critic, "target_critic": self.target_critic, "value": self.value}
+        modules = {"encoder": self.encoder, "policy": self.policy, "target_policy": self.target_policy,
+                   "critic": self.critic, "target_critic": self.target_critic, "value": self.value}
+        if self.energy_model is not None:
+            modules["energy"] = self.energy_model
+        return modules
+
+    def _extra_state(self) -> dict[str, int]:
+        return {"energy_updates": self.energy_updates}
+
+    def _load_extra_state(self, state: dict[str, int]) -> None:
+        self.energy_updates = int(state.get("energy_updates", 0))
 
     # ----- step 1a: policy evaluation ----------------------------------------------------------------
     @torch.no_grad()
@@ -173,7 +199,9 @@ class DAC4Rec(OfflineAgent):
             return rewards.clone()
         m = cfg.n_next_actions if cfg.max_q_backup else 1
         repeated = next_state.repeat_interleave(m, dim=0)
-        next_action = self.target_policy.sample(repeated, generator=self.generator)  # line 3
+        next_action = self.target_policy.sample(  # line 3 (a fast few-step solver when td_sampler asks)
+            repeated, generator=self.generator, sampler=cfg.td_sampler,
+            n_sample_steps=cfg.td_sample_steps if cfg.td_sampler != "ddpm" else None)
         q1, q2 = self.target_critic(repeated, next_action)
         if m > 1:
             q1 = q1.reshape(-1, m).max(dim=1, keepdim=True).values
@@ -254,6 +282,8 @@ class DAC4Rec(OfflineAgent):
         cfg = self.config
         error, steps, approx = self.denoise_dataset_action(state, action)  # lines 5–6
         bc_loss = error.mean()  # L_d, Eq. 8
+        if cfg.q_weight == 0:  # pure behaviour cloning: no L_q to compute
+            return bc_loss, {"bc_loss": bc_loss.item(), "q_loss": 0.0}
         if cfg.policy_improvement == "direct":
             # Eq. 15–16: −Q(s, â⁰), the gradient flowing through â⁰ into θ. Divided by the batch's mean |Q|
             # (detached, as Diffusion-QL and EDP do) so that λ is scale-free: L_d is O(1) whatever the rewards.
@@ -297,13 +327,48 @@ class DAC4Rec(OfflineAgent):
         self._guard(metrics, bound)
         return metrics
 
+    # ----- step 2: the energy model (energy=True) ----------------------------------------------------
+    def fit(self, dataset, steps: int, batch_size: int = 256, progress: bool = True, log_every: int = 1) -> pd.DataFrame:
+        """Algorithm 1: ``steps`` iterations of step 1 (critic + policy); then, with ``energy=True``, step 2:
+        ``energy_steps`` updates of f_ψ (``fit_energy``; its log is kept in ``self.energy_log``)."""
+        log = super().fit(dataset, steps, batch_size, progress, log_every)
+        if self.energy_model is not None:
+            self.fit_energy(dataset, progress=progress)
+        return log
+
+    def fit_energy(self, dataset, steps: int | None = None, progress: bool = True) -> pd.DataFrame:
+        """Algorithm 1 step 2 (lines 9–14): train f_ψ on supports from the trained policy, scored by the critic."""
+        if self.energy_model is None:
+            raise RuntimeError("this agent was built with energy=False; build it with energy=True to train f_ψ.")
+        cfg = self.config
+        steps = cfg.energy_steps if steps is None else steps
+        self.energy_log = train_energy(
+            self.energy_model, self.policy, self.critic, dataset, steps, n_support=cfg.n_support, beta=cfg.energy_beta,
+            method=cfg.energy_method, n_states=cfg.energy_states, encoder=self.encoder,
+            seed=cfg.seed + self.energy_updates, progress=progress,
+        )
+        self.energy_updates += steps
+        return self.energy_log
+
     # ----- acting ----------------------------------------------------------------------------------
+    def guidance(self) -> EnergyGuidance | None:
+        """Line 15: the energy guidance used by ``act`` (None when energy=False)."""
+        if self.energy_model is None:
+            return None
+        if self.energy_updates == 0:
+            raise RuntimeError("energy=True but f_ψ is untrained: call fit() (or fit_energy()) before act().")
+        return EnergyGuidance(self.energy_model, self.config.energy_scale)
+
     def _act(self, obs: torch.Tensor, n_candidates: int, temperature: float | None,
              generator: torch.Generator | None) -> torch.Tensor:
+        """Sample (energy-guided when energy=True, Eq. 24), then, with K > 1 candidates, select by Q (Eq. 21)."""
+        cfg = self.config
         state = self.encoder(obs)
-        if n_candidates == 1:
-            return self.policy.sample(state, generator=generator)
         repeated = state.repeat_interleave(n_candidates, dim=0)
-        candidates = self.policy.sample(repeated, generator=generator)
+        candidates = self.policy.sample(
+            repeated, guidance=self.guidance(), generator=generator, sampler=cfg.act_sampler,
+            n_sample_steps=cfg.act_sample_steps if cfg.act_sampler != "ddpm" else None)
+        if n_candidates == 1:
+            return candidates
         q = self.critic.q_min(repeated, candidates)
         return select_candidates(q, candidates, state.shape[0], temperature, generator)
