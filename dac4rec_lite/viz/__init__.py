@@ -29,3 +29,27 @@ __all__ = [
     "policy_comparison_figure", "mode_fraction_table", "loss_figure", "discretisation_figure",
     "Explorer", "schedule_explorer", "noising_explorer", "trajectory_explorer",
 ]
+
+# notebooks 03 and 04: the action approximation and Q-guided training
+from .figures import (  # noqa: E402
+    approximation_error_figure,
+    approximation_errors,
+    approximation_figure,
+    bandit_outcome_table,
+    bandit_policy_figure,
+    bandit_samples,
+    contextual_policy_figure,
+    critic_grid,
+    critic_probe_table,
+    q_weight_sweep_figure,
+    training_curves_figure,
+    update_time_figure,
+)
+from .widgets import approximation_explorer, q_training_panel  # noqa: E402
+
+__all__ += [
+    "approximation_figure", "approximation_errors", "approximation_error_figure", "update_time_figure",
+    "training_curves_figure", "critic_grid", "bandit_samples", "bandit_outcome_table", "critic_probe_table",
+    "bandit_policy_figure", "contextual_policy_figure", "q_weight_sweep_figure",
+    "approximation_explorer", "q_training_panel",
+]

@@ -463,3 +463,628 @@ def discretisation_figure(
     fig.update_layout(template=TEMPLATE, height=470, margin=dict(t=70, l=60, r=20, b=50),
                       legend=dict(orientation="h", yanchor="top", y=-0.18, x=0))
     return fig
+
+
+# --- notebook 05: energy guidance (Sec. 3.3, Eq. 21–25) ---------------------------------------------------
+# Appended for notebook 05; the corner bandit's blobs keep the mode colours of the same names (NE, NW, SW, SE).
+
+from ..data.toy import CornerBandit  # noqa: E402  (imports of this appended block)
+from ..guidance_studies import grid_axis  # noqa: E402
+
+__all__ += ["energy_heatmap_figure", "guided_trajectory_figure", "guidance_scale_figure", "reward_spread_figure"]
+
+_GUIDANCE_COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#000000")
+_REFERENCE_COLOR = "#8C8C8C"
+
+
+def _blob_labels(bandit: CornerBandit, actions: np.ndarray) -> np.ndarray:
+    """The blob each action lies on (``bandit.blob_of``) by name, or ``"elsewhere"``."""
+    names = np.array([*bandit.blob_names, ELSEWHERE])
+    return names[bandit.blob_of(actions)]  # -1 (on no blob) picks the last name
+
+
+def _blob_circles(fig: go.Figure, bandit: CornerBandit, n_cols: int, context: int = 0, row: int = 1) -> None:
+    """The bandit's blobs as circles of radius ``bandit.radius``, labelled with their mean reward; the best
+    blob of ``context`` is drawn thick."""
+    best = bandit.best_blob(context)
+    for col in range(1, n_cols + 1):
+        for k, ((cx, cy), name, mean) in enumerate(zip(bandit.centres, bandit.blob_names, bandit.blob_means(context))):
+            r = bandit.radius
+            fig.add_shape(type="circle", x0=cx - r, x1=cx + r, y0=cy - r, y1=cy + r, layer="above",
+                          line=dict(color=MODE_COLORS.get(name, "#444444"), width=3 if k == best else 1.5),
+                          row=row, col=col)
+            fig.add_annotation(x=cx, y=cy + r + 0.13, text=f"{name}: r = {mean:g}", showarrow=False,
+                               bgcolor="rgba(255, 255, 255, 0.75)", borderpad=1,
+                               font=dict(size=11, color=MODE_COLORS.get(name, "#444444")), row=row, col=col)
+
+
+def _gradient_arrows(grid: np.ndarray, axis: np.ndarray, every: int, unit: float, max_length: float) -> go.Scatter:
+    """Arrows along ∇f (finite differences of the grid) at every ``every``-th grid point: length ``unit`` × |∇f|,
+    capped at ``max_length`` so that a cliff in f does not hide every other arrow."""
+    spacing = float(axis[1] - axis[0])
+    d_rows, d_cols = np.gradient(grid, spacing)  # rows follow a₂, columns a₁
+    xs, ys, sizes = [], [], []
+    for r in range(every // 2, len(axis), every):
+        for c in range(every // 2, len(axis), every):
+            dx, dy = unit * d_cols[r, c], unit * d_rows[r, c]
+            shrink = min(1.0, max_length / max(float(np.hypot(dx, dy)), 1e-12))
+            xs += [axis[c], axis[c] + shrink * dx, None]
+            ys += [axis[r], axis[r] + shrink * dy, None]
+            sizes += [0, 7 if np.hypot(dx, dy) > 0.15 * max_length else 0, 0]
+    return go.Scatter(x=xs, y=ys, mode="lines+markers", name="∇<sub>a</sub>f: where guidance pushes a<sup>i</sup>",
+                      line=dict(color="white", width=1.5), hoverinfo="skip", legendgroup="gradient",
+                      marker=dict(symbol="arrow", angleref="previous", size=sizes, color="white"))
+
+
+def energy_heatmap_figure(
+    grids: Mapping[str, np.ndarray],
+    step: int,
+    n_steps: int,
+    bandit: CornerBandit | None = None,
+    bound: float = 1.5,
+    alpha_bar: float | None = None,
+    arrows: bool = True,
+    context: int = 0,
+) -> go.Figure:
+    """The intermediate energy (Eq. 23) over the action square at step i, one panel per grid.
+
+    ``grids`` maps a name to ``energy_grid(energy, state, step, resolution, bound)`` (rows a₂, columns a₁).
+    Each panel shows f − max f: the energy is only defined up to a constant per (s, i), which the guidance
+    ∇_a f does not see, so every panel's best action is 0 and the colour scale is shared. ``arrows`` draws
+    ∇_a f (finite differences of the grid), the direction guidance pushes a^i, on one length scale for all
+    panels (capped, so that a cliff in f does not shrink every other arrow). With ``bandit`` the blobs and
+    their mean rewards are drawn."""
+    names = list(grids)
+    shifted = {name: np.asarray(grids[name], dtype=float) - np.max(grids[name]) for name in names}
+    resolution = next(iter(shifted.values())).shape[0]
+    axis = grid_axis(resolution, bound)
+    zmin = min(float(z.min()) for z in shifted.values())
+    zmin = zmin if zmin < 0 else -1e-6
+    titles = [f"<b>{name}</b><br>max f − min f = {float(np.ptp(z)):.2f}" for name, z in shifted.items()]
+    n_cols = len(names)
+    fig = make_subplots(rows=1, cols=n_cols, subplot_titles=titles, horizontal_spacing=0.06)
+    fig.update_annotations(font_size=13)
+    spacing = float(axis[1] - axis[0])
+    every = max(1, resolution // 9)
+    max_length = 0.8 * every * spacing
+    typical = np.percentile(np.concatenate([np.hypot(*np.gradient(z, spacing)).ravel() for z in shifted.values()]), 90)
+    unit = max_length / max(float(typical), 1e-12)
+    for col, (name, z) in enumerate(shifted.items(), start=1):
+        fig.add_trace(go.Heatmap(
+            z=z, x=axis, y=axis, zmin=zmin, zmax=0, colorscale="Viridis", zsmooth="best", name=name,
+            showscale=col == n_cols, colorbar=dict(title="f − max f", len=0.8),
+            hovertemplate=("a<sub>1</sub>=%{x:.2f}, a<sub>2</sub>=%{y:.2f}<br>f − max f = %{z:.3f}<extra>"
+                           + name + "</extra>"),
+        ), row=1, col=col)
+        if arrows:
+            arrows_trace = _gradient_arrows(z, axis, every, unit, max_length).update(showlegend=col == 1)
+            fig.add_trace(arrows_trace, row=1, col=col)
+    if bandit is not None:
+        _blob_circles(fig, bandit, n_cols, context)
+    _action_axes(fig, n_cols)
+    ab = "" if alpha_bar is None else f", √ᾱ<sub>i</sub> = {np.sqrt(alpha_bar):.3f}"
+    fig.update_layout(
+        template=TEMPLATE, height=460, margin=dict(t=115, l=50, r=20, b=40),
+        title=dict(x=0.01, y=0.97, text=(
+            f"Intermediate energy f(s, a<sup>i</sup>, i) at step i = {step} of {n_steps}{ab}<br><sup>shown: "
+            "f − max f (a constant per (s, i) is invisible to ∇f); arrows: ∇<sub>a</sub>f on one length scale "
+            "for all panels, capped</sup>")),
+        legend=dict(orientation="h", yanchor="top", y=-0.12, x=0),
+    )
+    return fig
+
+
+def guided_trajectory_figure(
+    trajectories: Mapping[str, object],
+    step: int,
+    bandit: CornerBandit,
+    n_paths: int = 4,
+    context: int = 0,
+) -> go.Figure:
+    """Reverse chains side by side at step i, e.g. unguided and energy-guided from the same generator seed.
+
+    ``trajectories`` maps a name to ``policy.sample(..., return_trajectory=True)[1]`` ((N+1, B, 2), ``[0]`` =
+    a^N); step i is ``trajectory[N - i]``. Points are coloured by the blob their chain ends on; a few chains
+    are followed as lines. Each title gives the share of chains that end on the best blob."""
+    trajs = {name: _numpy(t) for name, t in trajectories.items()}
+    n_steps = next(iter(trajs.values())).shape[0] - 1
+    if not 0 <= step <= n_steps:
+        raise ValueError(f"step must be in 0..{n_steps}, got {step}.")
+    best_name = bandit.blob_names[bandit.best_blob(context)]
+    labels = {name: _blob_labels(bandit, t[-1]) for name, t in trajs.items()}
+    titles = [f"<b>{name}</b><br>{np.mean(labels[name] == best_name):.0%} of chains end on {best_name}"
+              for name in trajs]
+    n_cols = len(trajs)
+    fig = make_subplots(rows=1, cols=n_cols, subplot_titles=titles, horizontal_spacing=0.05)
+    fig.update_annotations(font_size=13)
+    order = [*bandit.blob_names, ELSEWHERE]
+    shown: set[str] = set()
+    for col, (name, traj) in enumerate(trajs.items(), start=1):
+        for trace in _cloud_traces(traj[n_steps - step], labels[name], order, "ends on", "a<sup>i</sup>", size=4):
+            trace.showlegend = _first_in_legend(trace, shown)
+            fig.add_trace(trace, row=1, col=col)
+        travelled = traj[: n_steps - step + 1, :n_paths]
+        xs, ys = [], []
+        for k in range(travelled.shape[1]):
+            xs += [*travelled[:, k, 0], None]
+            ys += [*travelled[:, k, 1], None]
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=f"paths of {travelled.shape[1]} chains",
+                                 line=dict(color="#222222", width=1), opacity=0.5, hoverinfo="skip",
+                                 legendgroup="paths", showlegend=col == 1), row=1, col=col)
+        fig.add_trace(go.Scatter(x=travelled[-1, :, 0], y=travelled[-1, :, 1], mode="markers",
+                                 name="where those chains are now", legendgroup="paths", showlegend=col == 1,
+                                 marker=dict(size=10, color="#222222", symbol="circle-open", line=dict(width=2.5)),
+                                 hovertemplate=_ACTION_HOVER, text=[f"chain {k}" for k in range(travelled.shape[1])]),
+                      row=1, col=col)
+    _blob_circles(fig, bandit, n_cols, context)
+    _action_axes(fig, n_cols)
+    fig.update_layout(template=TEMPLATE, height=500, margin=dict(t=115, l=50, r=20, b=40),
+                      title=dict(x=0.01, y=0.97, text=(
+                          f"Reverse chains at step i = {step} ({n_steps - step} of {n_steps} denoising steps done)"
+                          "<br><sup>same starting noise and same random numbers in every panel</sup>")),
+                      legend=dict(title="colour = blob the chain ends on", orientation="h", yanchor="top", y=-0.12,
+                                  x=0, itemsizing="constant"))
+    return fig
+
+
+def guidance_scale_figure(
+    actions: Mapping[str, object],
+    q_values: Mapping[str, object],
+    bandit: CornerBandit,
+    context: int = 0,
+    title: str | None = None,
+) -> go.Figure:
+    """Where sampled actions land and what the critic thinks of them, for several sets of samples.
+
+    ``actions`` maps a name to (n, 2) actions and ``q_values`` the same names to Q(s, a) of those actions.
+    Left: the last set on the action plane (coloured by blob). Middle: histograms of Q for every set (the
+    first one grey, as the reference). Right: the share of each set on each blob and off all blobs."""
+    names = list(actions)
+    acts = {name: _numpy(actions[name]) for name in names}
+    obs = bandit.observations(context, len(next(iter(acts.values()))))
+    best_name = bandit.blob_names[bandit.best_blob(context)]
+    fig = make_subplots(rows=1, cols=3, horizontal_spacing=0.08, column_widths=[0.34, 0.33, 0.33], subplot_titles=(
+        f"<b>{names[-1]}</b>: actions", "Q<sub>φ</sub>(s, a) of the samples", "share of samples per blob"))
+    fig.update_annotations(font_size=13)
+    order = [*bandit.blob_names, ELSEWHERE]
+    for trace in _cloud_traces(acts[names[-1]], _blob_labels(bandit, acts[names[-1]]), order, "on", "action",
+                               size=4, opacity=0.5):
+        trace.showlegend = False
+        fig.add_trace(trace, row=1, col=1)
+    _blob_circles(fig, bandit, 1, context)
+    _action_axes(fig, 1)
+    all_q = np.concatenate([_numpy(q_values[name]).reshape(-1) for name in names])
+    bins = dict(start=float(all_q.min()) - 0.05, end=float(all_q.max()) + 0.05,
+                size=max(float(np.ptp(all_q)) / 30, 1e-3))
+    categories = [*bandit.blob_names, "off blobs"]
+    for position, name in enumerate(names):
+        color = _REFERENCE_COLOR if position == 0 else _GUIDANCE_COLORS[(position - 1) % len(_GUIDANCE_COLORS)]
+        fig.add_trace(go.Histogram(x=_numpy(q_values[name]).reshape(-1), xbins=bins, name=name, legendgroup=name,
+                                   marker_color=color, opacity=0.55, histnorm="probability"), row=1, col=2)
+        labels = _blob_labels(bandit, acts[name])
+        shares = [float(np.mean(labels == b)) for b in bandit.blob_names] + [float(np.mean(labels == ELSEWHERE))]
+        fig.add_trace(go.Bar(x=categories, y=shares, name=name, legendgroup=name, showlegend=False, marker_color=color,
+                             text=[f"{s:.0%}" for s in shares], textposition="outside",
+                             hovertemplate="%{x}: %{y:.1%}<extra>" + name + "</extra>"), row=1, col=3)
+    fig.update_xaxes(title_text="Q<sub>φ</sub>(s, a)", row=1, col=2)
+    fig.update_yaxes(title_text="share of samples", row=1, col=2)
+    fig.update_yaxes(range=[0, 1.12], tickformat=".0%", row=1, col=3)
+    if title is None:
+        parts = []
+        for name in names:
+            labels = _blob_labels(bandit, acts[name])
+            reward = float(bandit.true_reward(obs, acts[name]).mean())
+            parts.append(f"{name}: {np.mean(labels == best_name):.0%} on {best_name}, mean reward {reward:.2f}")
+        title = parts[-1] + (f"<br><sup>{' · '.join(parts[:-1])}</sup>" if len(parts) > 1 else "")
+    fig.update_layout(template=TEMPLATE, height=470, margin=dict(t=110, l=50, r=20, b=40), bargap=0.15,
+                      title=dict(x=0.01, y=0.97, text=title), barmode="group",
+                      legend=dict(orientation="h", yanchor="top", y=-0.2, x=0.36))
+    return fig
+
+
+def reward_spread_figure(tables: Mapping[str, pd.DataFrame] | pd.DataFrame) -> go.Figure:
+    """The variance-reduction picture from ``reward_spread_by_scale``: against the guidance scale, the mean true
+    reward (error bars: its std over seeds), the std of the mean reward over seeds, and the best-blob share;
+    one line per table."""
+    if isinstance(tables, pd.DataFrame):
+        tables = {"guided": tables}
+    fig = make_subplots(rows=1, cols=3, horizontal_spacing=0.08, subplot_titles=(
+        "mean true reward (± std over seeds)", "std of the mean reward over seeds", "share on the best blob"))
+    fig.update_annotations(font_size=13)
+    for position, (name, table) in enumerate(tables.items()):
+        color = _GUIDANCE_COLORS[position % len(_GUIDANCE_COLORS)]
+        common = dict(mode="lines+markers", name=name, legendgroup=name, line=dict(color=color, width=2.5))
+        fig.add_trace(go.Scatter(x=table["scale"], y=table["mean_reward"], showlegend=True,
+                                 error_y=dict(type="data", array=table["std_of_mean_reward"], visible=True),
+                                 hovertemplate="scale %{x}<br>mean reward %{y:.3f}<extra>" + name + "</extra>",
+                                 **common), row=1, col=1)
+        fig.add_trace(go.Scatter(x=table["scale"], y=table["std_of_mean_reward"], showlegend=False,
+                                 hovertemplate="scale %{x}<br>std over seeds %{y:.4f}<extra>" + name + "</extra>",
+                                 **common), row=1, col=2)
+        fig.add_trace(go.Scatter(x=table["scale"], y=table["best_blob"], showlegend=False,
+                                 hovertemplate="scale %{x}<br>best blob %{y:.1%}<extra>" + name + "</extra>",
+                                 **common), row=1, col=3)
+    fig.update_xaxes(title_text="guidance scale")
+    fig.update_yaxes(rangemode="tozero", row=1, col=2)
+    fig.update_yaxes(range=[0, 1.05], tickformat=".0%", row=1, col=3)
+    fig.update_layout(template=TEMPLATE, height=400, margin=dict(t=60, l=50, r=20, b=50),
+                      legend=dict(orientation="h", yanchor="top", y=-0.18, x=0))
+    return fig
+
+
+
+# --- notebooks 03 and 04: the action approximation and Q-guided training (Sec. 3.2, 3.4) -----------------
+# The corner bandit's plots reuse the blob labels and circles of the notebook-05 block above, so that the
+# bandit looks the same in every notebook.
+
+__all__ += [
+    "approximation_figure", "approximation_errors", "approximation_error_figure", "update_time_figure",
+    "training_curves_figure", "critic_grid", "bandit_samples", "bandit_outcome_table", "critic_probe_table",
+    "bandit_policy_figure", "contextual_policy_figure", "q_weight_sweep_figure",
+]
+
+_METHOD_COLORS = {"action approximation": "#0072B2", "through the chain": "#D55E00"}
+_RUN_COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#000000")
+_TRAINING_METRICS = {
+    "critic_loss": "critic TD loss (Eq. 10 / 20)",
+    "q_mean": "mean Q(s, a) on the batch",
+    "bc_loss": "L<sub>d</sub> (Eq. 8)",
+    "q_loss": "L<sub>q</sub> (Eq. 15 / 18 / 19)",
+    "value_loss": "V(s) expectile loss",
+}
+
+
+def _on_device(x: object, device: torch.device) -> torch.Tensor:
+    return torch.as_tensor(_numpy(x), dtype=torch.float32, device=device)
+
+
+def _seeded(device: torch.device, seed: int) -> torch.Generator:
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+def approximation_figure(policy, states: object, actions: object, step: int, seed: int = 0,
+                         bandit: CornerBandit | None = None, n_lines: int = 30) -> go.Figure:
+    """The action approximation at step i (Eq. 13–14) for a batch of dataset pairs (s, a⁰).
+
+    Each dataset action a⁰ is noised to a^i = √ᾱ_i a⁰ + √(1-ᾱ_i) ε (grey dots) and denoised with one ε call,
+    â⁰ = ``policy.approximate_action(s, a⁰, generator=torch.Generator().manual_seed(seed), step=i)``: the same
+    ε at every step, so a slider moves each point along its own path. Open circles: a⁰; filled: â⁰; both
+    coloured by the blob a⁰ comes from (with ``bandit``). Lines join a⁰ to its â⁰ for ``n_lines`` pairs. The
+    title gives E‖â⁰ − a⁰‖² over the batch."""
+    n_steps = policy.n_steps
+    if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or not 1 <= step <= n_steps:
+        raise ValueError(f"step must be an int in 1..{n_steps} (the approximation noises to a step i >= 1), got {step!r}.")
+    step = int(step)
+    s, a0 = _on_device(states, policy.device), _on_device(actions, policy.device)
+    with torch.no_grad():
+        noise = torch.randn(a0.shape, generator=_seeded(policy.device, seed), device=policy.device)  # = approximate_action's ε
+        noisy = policy.schedule.q_sample(a0, step, noise).cpu().numpy()
+        approx = policy.approximate_action(s, a0, generator=_seeded(policy.device, seed), step=step).cpu().numpy()
+    clean = a0.cpu().numpy()
+    error = float(np.mean(np.sum((approx - clean) ** 2, axis=1)))
+    labels = _blob_labels(bandit, clean) if bandit is not None else None
+    order = [*bandit.blob_names, ELSEWHERE] if bandit is not None else []
+    fig = make_subplots(rows=1, cols=1)
+    fig.add_trace(go.Scatter(x=noisy[:, 0], y=noisy[:, 1], mode="markers", name="a<sup>i</sup>: a<sup>0</sup> noised to step i",
+                             marker=dict(size=3, color="#AAAAAA", opacity=0.5), hoverinfo="skip"))
+    k = min(n_lines, len(clean))
+    xs, ys = [], []
+    for row in range(k):
+        xs += [clean[row, 0], approx[row, 0], None]
+        ys += [clean[row, 1], approx[row, 1], None]
+    fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=f"a<sup>0</sup> → â<sup>0</sup> for {k} pairs",
+                             line=dict(color="#222222", width=1), opacity=0.5, hoverinfo="skip"))
+    for trace in _cloud_traces(clean, labels, order, "a⁰ from", "a<sup>0</sup> (dataset)", size=8, opacity=0.8):
+        trace.marker.symbol = "circle-open"
+        fig.add_trace(trace)
+    for trace in _cloud_traces(approx, labels, order, "â⁰ from", "â<sup>0</sup>", size=5, opacity=0.85):
+        fig.add_trace(trace)
+    if bandit is not None:
+        _blob_circles(fig, bandit, 1)
+    _action_axes(fig, 1)
+    alpha_bar = float(policy.schedule.alphas_cumprod[step - 1])
+    fig.update_layout(
+        template=TEMPLATE, height=580, margin=dict(t=90, l=60, r=20, b=50),
+        title=dict(x=0.01, text=(
+            f"Action approximation at step i = {step} of {n_steps}: E‖â<sup>0</sup> − a<sup>0</sup>‖² = {error:.4f}<br><sup>"
+            f"a<sup>i</sup> = {np.sqrt(alpha_bar):.3f}·a<sup>0</sup> + {np.sqrt(1 - alpha_bar):.3f}·ε,   "
+            f"â<sup>0</sup> = (a<sup>i</sup> − {np.sqrt(1 - alpha_bar):.3f}·ε<sub>θ</sub>(s, a<sup>i</sup>, i)) / "
+            f"{np.sqrt(alpha_bar):.3f}   (Eq. 13–14 with ᾱ<sub>i</sub>)</sup>")),
+        legend=dict(itemsizing="constant", title="open: dataset a<sup>0</sup> · filled: â<sup>0</sup>"),
+    )
+    return fig
+
+
+def approximation_errors(policy, states: object, actions: object, seed: int = 0) -> pd.DataFrame:
+    """How good is the one-step approximation at each step i? One row per i = 1..N, all on the same ε (from
+    ``seed``), averaged over the rows of (states, actions):
+
+    * ``approximation_error`` E‖â⁰ − a⁰‖² with â⁰ from ``policy.approximate_action(..., step=i)``;
+    * ``eps_error`` E‖ε_θ(s, a^i, i) − ε‖², the network's error in guessing the noise;
+    * ``amplification`` (1 − ᾱ_i) / ᾱ_i: Eq. 14 gives â⁰ − a⁰ = −√((1 − ᾱ_i)/ᾱ_i) (ε_θ − ε), so
+      approximation_error = amplification × eps_error exactly;
+    * ``mean_guess_error`` E‖a⁰ − mean(a⁰)‖², the error of answering the data's mean for every action
+      (the same in every row): an approximation worse than that has forgotten a⁰.
+    Columns also ``step`` and ``alpha_bar``."""
+    s, a0 = _on_device(states, policy.device), _on_device(actions, policy.device)
+    rows = []
+    with torch.no_grad():
+        noise = torch.randn(a0.shape, generator=_seeded(policy.device, seed), device=policy.device)
+        mean_guess = float(((a0 - a0.mean(dim=0)) ** 2).sum(dim=1).mean())
+        for i in range(1, policy.n_steps + 1):
+            approx = policy.approximate_action(s, a0, generator=_seeded(policy.device, seed), step=i)
+            noisy = policy.schedule.q_sample(a0, i, noise)
+            eps = policy.eps_model(s, noisy, torch.full((len(a0),), i, dtype=torch.long, device=policy.device))
+            alpha_bar = float(policy.schedule.alphas_cumprod[i - 1])
+            rows.append({
+                "step": i, "alpha_bar": alpha_bar,
+                "approximation_error": float(((approx - a0) ** 2).sum(dim=1).mean()),
+                "eps_error": float(((eps - noise) ** 2).sum(dim=1).mean()),
+                "amplification": (1 - alpha_bar) / alpha_bar,
+                "mean_guess_error": mean_guess,
+            })
+    return pd.DataFrame(rows)
+
+
+def approximation_error_figure(errors: pd.DataFrame) -> go.Figure:
+    """Left: E‖â⁰ − a⁰‖² against the step i (log scale), with the error of guessing the data's mean (dashed).
+    Right: its two factors, the network's noise error E‖ε_θ − ε‖² and the schedule's amplification
+    (1 − ᾱ_i)/ᾱ_i. ``errors`` is ``approximation_errors(...)``."""
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.12, subplot_titles=(
+        "E‖â<sup>0</sup> − a<sup>0</sup>‖²: how far the one-step guess lands",
+        "= (1 − ᾱ<sub>i</sub>)/ᾱ<sub>i</sub> × E‖ε<sub>θ</sub> − ε‖²"))
+    steps = errors["step"]
+    fig.add_trace(go.Scatter(x=steps, y=errors["approximation_error"], mode="lines+markers", name="E‖â⁰ − a⁰‖²",
+                             line=dict(color="#0072B2", width=3), marker=dict(size=5),
+                             hovertemplate="i=%{x}<br>E‖â⁰ − a⁰‖² = %{y:.4g}<extra></extra>"), row=1, col=1)
+    fig.add_trace(go.Scatter(x=steps, y=errors["mean_guess_error"], mode="lines",
+                             name="always guess the data's mean", line=dict(color="#444444", width=2, dash="dash"),
+                             hovertemplate="E‖a⁰ − mean‖² = %{y:.4g}<extra></extra>"), row=1, col=1)
+    fig.add_trace(go.Scatter(x=steps, y=errors["eps_error"], mode="lines+markers", name="E‖ε<sub>θ</sub> − ε‖² (the network)",
+                             line=dict(color="#009E73", width=2.5), marker=dict(size=5),
+                             hovertemplate="i=%{x}<br>E‖ε_θ − ε‖² = %{y:.4g}<extra></extra>"), row=1, col=2)
+    fig.add_trace(go.Scatter(x=steps, y=errors["amplification"], mode="lines",
+                             name="(1 − ᾱ<sub>i</sub>)/ᾱ<sub>i</sub> (the schedule)", line=dict(color="#D55E00", width=2.5),
+                             hovertemplate="i=%{x}<br>(1 − ᾱ)/ᾱ = %{y:.4g}<extra></extra>"), row=1, col=2)
+    fig.update_xaxes(title_text="diffusion step i of the approximation")
+    fig.update_yaxes(type="log", exponentformat="power")
+    fig.update_layout(template=TEMPLATE, height=420, margin=dict(t=70, l=60, r=20, b=50),
+                      legend=dict(orientation="h", yanchor="top", y=-0.2, x=0))
+    return fig
+
+
+def update_time_figure(timings: pd.DataFrame) -> go.Figure:
+    """Bars of milliseconds per policy update for each N, one bar per method, from
+    ``dac4rec_lite.timing.time_policy_updates``; above each group, how many times slower the chain is."""
+    fig = go.Figure()
+    for method, rows in timings.groupby("method", sort=False):
+        ms = 1000 * rows["seconds"].to_numpy()
+        fig.add_trace(go.Bar(
+            x=[f"N = {n}" for n in rows["n_steps"]], y=ms, name=method,
+            marker_color=_METHOD_COLORS.get(method, "#444444"), text=[f"{v:.1f} ms" for v in ms], textposition="outside",
+            hovertemplate="%{x}: %{y:.2f} ms per update<extra>" + method + "</extra>",
+        ))
+    wide = timings.pivot(index="n_steps", columns="method", values="seconds")
+    if set(_METHOD_COLORS) <= set(wide.columns):
+        top = 1000 * wide.max(axis=1)
+        for n, ratio in (wide["through the chain"] / wide["action approximation"]).items():
+            fig.add_annotation(x=f"N = {n}", y=top[n], yshift=32, showarrow=False,
+                               text=f"<b>chain × {ratio:.1f}</b>", font=dict(size=13, color=_METHOD_COLORS["through the chain"]))
+    fig.update_yaxes(title_text="milliseconds per policy update", rangemode="tozero")
+    fig.update_layout(template=TEMPLATE, height=430, barmode="group", margin=dict(t=90, l=60, r=20, b=50),
+                      title=dict(x=0.01, text=("One policy update: L<sub>d</sub> + λL<sub>q</sub>, backward pass, Adam step"
+                                               "<br><sup>median over repeats on this machine; the critic's step (the same for both) is not included</sup>")),
+                      legend=dict(orientation="h", yanchor="top", y=-0.12, x=0))
+    return fig
+
+
+def training_curves_figure(histories: Mapping[str, pd.DataFrame] | pd.DataFrame, smooth: int = 20) -> go.Figure:
+    """Training curves from ``agent.fit``: one panel per logged metric among critic_loss, q_mean, bc_loss,
+    q_loss (and value_loss for awr / elbo), one colour per run; the logged value faint and its rolling mean
+    over ``smooth`` logs solid."""
+    if isinstance(histories, pd.DataFrame):
+        histories = {"training": histories}
+    metrics = [m for m in _TRAINING_METRICS if any(m in h.columns for h in histories.values())]
+    if not metrics:
+        raise ValueError(f"no known metric in the histories; expected columns among {list(_TRAINING_METRICS)}.")
+    n_cols = 2 if len(metrics) == 4 else min(len(metrics), 3)
+    n_rows = -(-len(metrics) // n_cols)
+    fig = make_subplots(rows=n_rows, cols=n_cols, subplot_titles=[_TRAINING_METRICS[m] for m in metrics],
+                        horizontal_spacing=0.08, vertical_spacing=0.16)
+    for position, (name, history) in enumerate(histories.items()):
+        color = _RUN_COLORS[position % len(_RUN_COLORS)]
+        for k, metric in enumerate(metrics):
+            if metric not in history.columns:
+                continue
+            row, col = k // n_cols + 1, k % n_cols + 1
+            fig.add_trace(go.Scatter(x=history["update"], y=history[metric], mode="lines", name=f"{name}: {metric}",
+                                     line=dict(color=color, width=1), opacity=0.3, showlegend=False,
+                                     legendgroup=name, hoverinfo="skip"), row=row, col=col)
+            fig.add_trace(go.Scatter(x=history["update"], y=history[metric].rolling(smooth, min_periods=1).mean(),
+                                     mode="lines", name=name, legendgroup=name, showlegend=k == 0,
+                                     line=dict(color=color, width=2.5),
+                                     hovertemplate="update %{x}<br>" + metric + " %{y:.4g}<extra>" + name + "</extra>"),
+                          row=row, col=col)
+    fig.update_xaxes(title_text="update")
+    fig.update_layout(template=TEMPLATE, height=330 * n_rows, margin=dict(t=60, l=60, r=20, b=50),
+                      showlegend=len(histories) > 1, legend=dict(orientation="h", yanchor="bottom", y=1.06, x=0))
+    return fig
+
+
+def critic_grid(agent, observation: object, resolution: int = 41, bound: float = 1.5) -> tuple[np.ndarray, np.ndarray]:
+    """min(Q₁, Q₂)(s, a) of ``agent.critic`` for one observation and every action a on a ``resolution`` ×
+    ``resolution`` grid of [-bound, bound]². Returns ``(axis, values)``: ``values[r, c]`` is Q at
+    a = (axis[c], axis[r]) (rows follow a₂, columns a₁: the layout of a plotly heatmap's ``z``)."""
+    axis = np.linspace(-bound, bound, resolution)
+    a2, a1 = np.meshgrid(axis, axis, indexing="ij")
+    actions = _on_device(np.stack([a1.reshape(-1), a2.reshape(-1)], axis=1), agent.device)
+    obs = _on_device(np.asarray(_numpy(observation), dtype=np.float32).reshape(1, -1), agent.device)
+    with torch.no_grad():
+        q = agent.critic.q_min(agent.encoder(obs).expand(len(actions), -1), actions)
+    return axis, q.reshape(resolution, resolution).cpu().numpy()
+
+
+def bandit_samples(agent, bandit: CornerBandit, context: int = 0, n: int = 500, seed: int = 0) -> np.ndarray:
+    """``agent.act`` for ``n`` copies of the context's observation, drawn with ``torch.Generator().manual_seed(seed)``."""
+    return agent.act(bandit.observations(context, n), generator=_seeded(agent.device, seed))
+
+
+def _outcome(bandit: CornerBandit, actions: np.ndarray, context: int) -> dict[str, float]:
+    labels = _blob_labels(bandit, actions)
+    best = bandit.blob_names[bandit.best_blob(context)]
+    row = {"mean true reward": float(bandit.true_reward(bandit.observations(context, len(actions)), actions).mean()),
+           "best blob": best, "% on best": 100 * float(np.mean(labels == best))}
+    row.update({f"% {name}": 100 * float(np.mean(labels == name)) for name in bandit.blob_names})
+    row["% off data"] = 100 * float(np.mean(labels == ELSEWHERE))
+    return row
+
+
+def bandit_outcome_table(agents: Mapping[str, object], bandit: CornerBandit, n: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Where each agent's actions land: one row per (run, context) with the mean true reward of ``n`` samples,
+    the share on the context's best blob, on each blob and off every blob (percent). The data's own numbers,
+    for comparison, are the behaviour's: 25% per blob and the mean of the four blob means."""
+    rows = []
+    contexts = range(len(bandit.centres)) if bandit.contextual else [0]
+    for name, agent in agents.items():
+        for context in contexts:
+            rows.append({"run": name, "context": context, **_outcome(bandit, bandit_samples(agent, bandit, context, n, seed), context)})
+    table = pd.DataFrame(rows).set_index(["run", "context"] if bandit.contextual else ["run"])
+    if not bandit.contextual:
+        table = table.drop(columns="context")
+    return table.round(2)
+
+
+def critic_probe_table(agent, bandit: CornerBandit, points: Mapping[str, tuple[float, float]] | None = None,
+                       context: int = 0) -> pd.DataFrame:
+    """What the critic says at a few actions, next to the truth: Q₁, Q₂, min(Q₁, Q₂) and the bandit's true
+    mean reward, and whether the action is on the data (within ``bandit.radius`` of a blob). By default the
+    four blob centres, the box corner (1, −1) just beyond the SE blob, the centre (0, 0) and (1, 1)."""
+    if points is None:
+        points = {f"{name} blob centre": tuple(c) for name, c in zip(bandit.blob_names, bandit.centres)}
+        points.update({"corner (1, −1)": (1.0, -1.0), "centre (0, 0)": (0.0, 0.0), "corner (1, 1)": (1.0, 1.0)})
+    actions = np.asarray(list(points.values()), dtype=np.float32)
+    obs = bandit.observations(context, len(actions))
+    with torch.no_grad():
+        state = agent.encoder(_on_device(obs, agent.device))
+        q1, q2 = agent.critic(state, _on_device(actions, agent.device))
+    q1, q2 = q1.squeeze(1).cpu().numpy(), q2.squeeze(1).cpu().numpy()
+    q_min = np.minimum(q1, q2)
+    truth = bandit.true_reward(obs, actions)
+    return pd.DataFrame({
+        "action": [f"({a[0]:g}, {a[1]:g})" for a in actions],
+        "on the data?": np.where(bandit.blob_of(actions) >= 0, "yes", "no"),
+        "true mean reward": truth, "Q₁": q1, "Q₂": q2, "min(Q₁, Q₂)": q_min, "min(Q₁, Q₂) − truth": q_min - truth,
+    }, index=pd.Index(list(points), name="point")).round(2)
+
+
+def _context_blob_circles(fig: go.Figure, bandit: CornerBandit, col: int, context: int) -> None:
+    """The blobs in one panel, labelled with their mean reward in ``context``; the best one drawn thick."""
+    best = bandit.best_blob(context)
+    for k, ((cx, cy), name, mean) in enumerate(zip(bandit.centres, bandit.blob_names, bandit.blob_means(context))):
+        r = bandit.radius
+        fig.add_shape(type="circle", x0=cx - r, x1=cx + r, y0=cy - r, y1=cy + r, layer="above",
+                      line=dict(color=MODE_COLORS.get(name, "#444444"), width=3.5 if k == best else 1.5), row=1, col=col)
+        label = f"{name}: r = {mean:g}"
+        fig.add_annotation(x=cx, y=cy + r + 0.13, text=f"<b>{label}</b>" if k == best else label,
+                           showarrow=False, font=dict(size=11, color=MODE_COLORS.get(name, "#444444")), row=1, col=col)
+
+
+def _landing_traces(actions: np.ndarray, bandit: CornerBandit, size: int, opacity: float) -> list[go.Scatter]:
+    """Actions coloured by the blob they land on, one trace per blob ("lands on NE", ...) and one for the
+    actions on no blob ("lands off the data"), in that fixed order."""
+    traces = _cloud_traces(actions, _blob_labels(bandit, actions), [*bandit.blob_names, ELSEWHERE], "lands on",
+                           "action", size=size, opacity=opacity)
+    traces[-1].name = "lands off the data"
+    traces[-1].text = ["lands off the data"] * len(traces[-1].x)
+    return traces
+
+
+def _box(fig: go.Figure, n_cols: int) -> None:
+    """The action box [-1, 1]², where sampled actions are clipped to."""
+    for col in range(1, n_cols + 1):
+        fig.add_shape(type="rect", x0=-1, x1=1, y0=-1, y1=1, layer="below",
+                      line=dict(color="#666666", width=1, dash="dot"), row=1, col=col)
+
+
+def bandit_policy_figure(agent, bandit: CornerBandit, context: int = 0, n: int = 500, seed: int = 0,
+                         resolution: int = 41, title: str | None = None) -> go.Figure:
+    """Left: ``n`` actions of ``agent.act`` for the context (``bandit_samples``), coloured by the blob they
+    land on (grey: off every blob). Right: what the critic believes, min(Q₁, Q₂)(s, a) over the square
+    (``critic_grid``), with the same actions as white dots. Blobs are labelled with their mean reward, the
+    best one thick; the dotted square is the action box. The title says where the actions land."""
+    actions = bandit_samples(agent, bandit, context, n, seed)
+    axis, q = critic_grid(agent, bandit.observations(context, 1)[0], resolution, ACTION_RANGE[1])
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1, subplot_titles=(
+        "where the policy's actions land", "what the critic believes: min(Q<sub>1</sub>, Q<sub>2</sub>)(s, a)"))
+    fig.update_annotations(font_size=13)
+    for trace in _landing_traces(actions, bandit, size=5, opacity=0.6):
+        fig.add_trace(trace, row=1, col=1)
+    fig.add_trace(go.Heatmap(z=q, x=axis, y=axis, colorscale="Viridis", zsmooth="best", name="critic",
+                             colorbar=dict(title="Q", len=0.8, x=1.0),
+                             hovertemplate="a<sub>1</sub>=%{x:.2f}, a<sub>2</sub>=%{y:.2f}<br>min(Q<sub>1</sub>, Q<sub>2</sub>) = %{z:.2f}<extra></extra>"),
+                  row=1, col=2)
+    fig.add_trace(go.Scatter(x=actions[:, 0], y=actions[:, 1], mode="markers", name="the policy's actions",
+                             marker=dict(size=3, color="white", opacity=0.7, line=dict(width=0.5, color="#222222")),
+                             hoverinfo="skip"), row=1, col=2)
+    for col in (1, 2):
+        _context_blob_circles(fig, bandit, col, context)
+    _box(fig, 2)
+    _action_axes(fig, 2)
+    if title is None:
+        outcome = _outcome(bandit, actions, context)
+        cfg = agent.config
+        where = f"context {context}, " if bandit.contextual else ""
+        title = (f"{cfg.policy_improvement}, λ = {cfg.q_weight:g} ({where}{n} actions): mean true reward "
+                 f"{outcome['mean true reward']:.2f} · {outcome['% on best']:.0f}% on the best blob "
+                 f"({outcome['best blob']}) · {outcome['% off data']:.0f}% off the data")
+    fig.update_layout(template=TEMPLATE, height=500, margin=dict(t=100, l=50, r=20, b=40),
+                      title=dict(x=0.01, y=0.97, text=title),
+                      legend=dict(orientation="h", yanchor="top", y=-0.12, x=0, itemsizing="constant"))
+    return fig
+
+
+def _sample_panels(panels: Mapping[str, tuple[np.ndarray, int]], bandit: CornerBandit, title: str) -> go.Figure:
+    """One panel per entry {panel title: (actions, context)}: actions coloured by blob, blobs labelled with
+    their reward in that context (best thick)."""
+    n_cols = len(panels)
+    fig = make_subplots(rows=1, cols=n_cols, subplot_titles=list(panels), horizontal_spacing=0.04)
+    fig.update_annotations(font_size=12)
+    shown: set[str] = set()
+    for col, (actions, context) in enumerate(panels.values(), start=1):
+        for trace in _landing_traces(actions, bandit, size=4, opacity=0.55):
+            trace.showlegend = _first_in_legend(trace, shown)
+            fig.add_trace(trace, row=1, col=col)
+        _context_blob_circles(fig, bandit, col, context)
+    _box(fig, n_cols)
+    _action_axes(fig, n_cols)
+    fig.update_layout(template=TEMPLATE, height=420, margin=dict(t=110, l=50, r=20, b=40),
+                      title=dict(x=0.01, y=0.97, text=title),
+                      legend=dict(orientation="h", yanchor="top", y=-0.15, x=0, itemsizing="constant"))
+    return fig
+
+
+def contextual_policy_figure(agent, bandit: CornerBandit, n: int = 300, seed: int = 0) -> go.Figure:
+    """For the contextual bandit: one panel per context with ``n`` of the agent's actions; the rewards
+    rotate with the context, and each title gives the share that lands on that context's best blob."""
+    panels = {}
+    for context in range(len(bandit.centres)):
+        actions = bandit_samples(agent, bandit, context, n, seed)
+        outcome = _outcome(bandit, actions, context)
+        panels[f"<b>context {context}</b>: best {outcome['best blob']}<br>{outcome['% on best']:.0f}% there, "
+               f"reward {outcome['mean true reward']:.2f}"] = (actions, context)
+    cfg = agent.config
+    return _sample_panels(panels, bandit, f"One policy, four contexts ({cfg.policy_improvement}, λ = {cfg.q_weight:g}): "
+                                          "does it follow the best corner?")
+
+
+def q_weight_sweep_figure(agents: Mapping[str, object], bandit: CornerBandit, context: int = 0, n: int = 400,
+                          seed: int = 0) -> go.Figure:
+    """Side by side, the actions of several trained agents (e.g. the same agent trained with growing λ) in
+    one context; each title gives the mean true reward and the share on the best blob and off the data."""
+    panels = {}
+    for name, agent in agents.items():
+        actions = bandit_samples(agent, bandit, context, n, seed)
+        outcome = _outcome(bandit, actions, context)
+        panels[f"<b>{name}</b><br>reward {outcome['mean true reward']:.2f} · best {outcome['% on best']:.0f}% · "
+               f"off {outcome['% off data']:.0f}%"] = (actions, context)
+    return _sample_panels(panels, bandit, "Where the actions land as the Q term gets more weight")

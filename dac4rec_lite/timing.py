@@ -1,0 +1,105 @@
+"""What the action approximation buys: the cost of one policy update, measured on this machine.
+
+Two ways to train a diffusion policy with −Q (Eq. 9 with the direct improvement of Eq. 15–16):
+
+  action approximation   DAC4Rec's update (Sec. 3.2): noise the *dataset* action to a random step i and
+                         denoise it with one ε call (Eq. 13–14); −Q(s, â⁰) backpropagates through that one
+                         call (which the kit's update also uses for L_d), whatever N is.
+  through the chain      Diffusion-QL's update, and what Eq. 11 asks for literally: draw a⁰ by running the
+                         whole reverse chain a^N → a^0 with gradients on, so ∂a⁰/∂θ runs through N ε calls
+                         (N + 1 with L_d's), all kept in memory for the backward pass.
+
+Both include L_d (Eq. 8), the backward pass and the Adam step; neither includes the critic's step, which is
+the same for both. ``benchmarks/training.py`` times whole agent updates at recommendation sizes.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Callable, Sequence
+
+import pandas as pd
+import torch
+from torch import nn
+
+from .agents.dac4rec import DAC4Rec
+from .critics import soft_update
+
+__all__ = ["POLICY_UPDATE_METHODS", "chain_policy_loss", "chain_policy_update", "time_policy_updates"]
+
+POLICY_UPDATE_METHODS = ("action approximation", "through the chain")
+
+
+def chain_policy_loss(agent: DAC4Rec, state: torch.Tensor, action: torch.Tensor,
+                      generator: torch.Generator | None = None) -> torch.Tensor:
+    """L_d + λ L_q with a⁰ ~ μ_θ(· | s) drawn through the whole reverse chain, gradients on (Eq. 11, 16).
+
+    L_q = −mean Q(s, a⁰) / mean |Q| (detached), the same normalised direct loss as DAC4Rec's, so the two
+    updates differ only in where a⁰ comes from."""
+    bc_loss = agent.policy.loss(state, action, generator=generator)  # Eq. 8
+    sampled = agent.policy.sample(state, generator=generator)  # N ε calls, all on the gradient path
+    q = agent.critic.q_min(state, sampled)
+    return bc_loss + agent.config.q_weight * (-q.mean() / q.abs().mean().detach().clamp(min=1e-6))
+
+
+def chain_policy_update(agent: DAC4Rec, batch: dict[str, torch.Tensor],
+                        generator: torch.Generator | None = None) -> float:
+    """One policy step with ``chain_policy_loss``, done the way ``DAC4Rec.update_policy`` does its own
+    (frozen encoder, gradient clipping, Adam step, soft target update). Returns the loss."""
+    with torch.no_grad():
+        state = agent.encoder(batch["observations"])
+    loss = chain_policy_loss(agent, state, batch["actions"], generator)
+    agent.actor_optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if agent.config.grad_clip > 0:
+        nn.utils.clip_grad_norm_(agent.policy.parameters(), agent.config.grad_clip)
+    agent.actor_optimizer.step()
+    soft_update(agent.target_policy, agent.policy, agent.config.tau)
+    return loss.item()
+
+
+def _median_seconds(fn: Callable[[], object], repeats: int) -> float:
+    fn()  # warm-up: first-call allocations are not what we want to measure
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def time_policy_updates(
+    n_steps_list: Sequence[int] = (5, 20, 100),
+    batch_size: int = 256,
+    obs_dim: int = 1,
+    action_dim: int = 2,
+    hidden_dim: int = 256,
+    repeats: int = 5,
+    seed: int = 0,
+    device: str = "cpu",
+) -> pd.DataFrame:
+    """Median wall-clock seconds of one policy update, with the action approximation and through the chain,
+    for each number of diffusion steps N.
+
+    For each N a fresh ``DAC4Rec(obs_dim, action_dim, n_steps=N, hidden_dim=hidden_dim)`` is trained on one
+    fixed random batch: ``agent.update_policy`` (the approximation) and ``chain_policy_update`` each run once
+    to warm up, then ``repeats`` times. Returns one row per (N, method) with columns ``n_steps``, ``method``
+    (see ``POLICY_UPDATE_METHODS``) and ``seconds`` (the median). Times depend on the machine and on its
+    load; compare rows of one call only."""
+    if not n_steps_list:
+        raise ValueError("n_steps_list is empty; pass the numbers of diffusion steps N to time, e.g. (5, 20, 100).")
+    if batch_size < 1 or repeats < 1:
+        raise ValueError(f"batch_size and repeats must be >= 1, got batch_size={batch_size}, repeats={repeats}.")
+    generator = torch.Generator(device=device).manual_seed(seed)
+    batch = {
+        "observations": torch.randn((batch_size, obs_dim), generator=generator, device=device),
+        "actions": torch.rand((batch_size, action_dim), generator=generator, device=device) * 2 - 1,
+    }
+    rows = []
+    for n_steps in n_steps_list:
+        agent = DAC4Rec(obs_dim, action_dim, n_steps=int(n_steps), hidden_dim=hidden_dim, device=device, seed=seed)
+        approximation = _median_seconds(lambda: agent.update_policy(batch), repeats)
+        chain = _median_seconds(lambda: chain_policy_update(agent, batch, generator), repeats)
+        rows.append({"n_steps": int(n_steps), "method": POLICY_UPDATE_METHODS[0], "seconds": approximation})
+        rows.append({"n_steps": int(n_steps), "method": POLICY_UPDATE_METHODS[1], "seconds": chain})
+    return pd.DataFrame(rows, columns=["n_steps", "method", "seconds"])
