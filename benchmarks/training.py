@@ -70,14 +70,7 @@ def main() -> None:
     def chain_step():
         batch = agent._check_batch(data.sample(args.batch, generator=g))
         agent.update_critic(batch)
-        state = batch["observations"]
-        bc_loss = agent.policy.loss(state, batch["actions"], generator=g)
-        new_action = agent.policy.sample(state, generator=g)  # gradients flow through all N steps
-        q = agent.critic.q_min(state, new_action)
-        loss = bc_loss - agent.config.q_weight * q.mean() / q.abs().mean().detach()
-        agent.actor_optimizer.zero_grad()
-        loss.backward()
-        agent.actor_optimizer.step()
+        dl.timing.chain_policy_update(agent, batch, g)  # Q loss backpropagated through all N steps
 
     bc, ours, chain = (timed(step, args.repeats) for step in (bc_step, dac4rec_step, chain_step))
     table = pd.DataFrame(

@@ -14,6 +14,7 @@ from .diffusion import (
     gaussian_chain_moments, gaussian_chain_path, paper_printed_betas, terminal_alpha_bar,
 )
 from .gaussian import GaussianPolicy
+from . import timing
 from .training import train_behavior_cloning
 from .utils import PRESETS, default_device, environment_report, resolve_preset, set_seed
 

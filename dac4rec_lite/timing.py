@@ -25,7 +25,9 @@ from torch import nn
 from .agents.dac4rec import DAC4Rec
 from .critics import soft_update
 
-__all__ = ["POLICY_UPDATE_METHODS", "chain_policy_loss", "chain_policy_update", "time_policy_updates"]
+__all__ = [
+    "POLICY_UPDATE_METHODS", "chain_policy_loss", "chain_policy_update", "count_eps_calls", "time_policy_updates",
+]
 
 POLICY_UPDATE_METHODS = ("action approximation", "through the chain")
 
@@ -68,6 +70,23 @@ def _median_seconds(fn: Callable[[], object], repeats: int) -> float:
     return statistics.median(times)
 
 
+def count_eps_calls(agent: DAC4Rec, update: Callable[[], object]) -> int:
+    """How many batched ε-network passes one call of ``update`` makes (a hook on the ε-MLP's body, which
+    both the plain forward and the sampler's cached-projection path go through)."""
+    calls = 0
+
+    def hook(*_):
+        nonlocal calls
+        calls += 1
+
+    handle = agent.policy.eps_model.body.register_forward_hook(hook)
+    try:
+        update()
+    finally:
+        handle.remove()
+    return calls
+
+
 def time_policy_updates(
     n_steps_list: Sequence[int] = (5, 20, 100),
     batch_size: int = 256,
@@ -84,7 +103,8 @@ def time_policy_updates(
     For each N a fresh ``DAC4Rec(obs_dim, action_dim, n_steps=N, hidden_dim=hidden_dim)`` is trained on one
     fixed random batch: ``agent.update_policy`` (the approximation) and ``chain_policy_update`` each run once
     to warm up, then ``repeats`` times. Returns one row per (N, method) with columns ``n_steps``, ``method``
-    (see ``POLICY_UPDATE_METHODS``) and ``seconds`` (the median). Times depend on the machine and on its
+    (see ``POLICY_UPDATE_METHODS``), ``seconds`` (the median) and ``eps_calls`` (ε-network passes per
+    update: 1 with the approximation, N + 1 through the chain — the machine-independent reason for the gap). Times depend on the machine and on its
     load; compare rows of one call only."""
     if not n_steps_list:
         raise ValueError("n_steps_list is empty; pass the numbers of diffusion steps N to time, e.g. (5, 20, 100).")
@@ -98,8 +118,8 @@ def time_policy_updates(
     rows = []
     for n_steps in n_steps_list:
         agent = DAC4Rec(obs_dim, action_dim, n_steps=int(n_steps), hidden_dim=hidden_dim, device=device, seed=seed)
-        approximation = _median_seconds(lambda: agent.update_policy(batch), repeats)
-        chain = _median_seconds(lambda: chain_policy_update(agent, batch, generator), repeats)
-        rows.append({"n_steps": int(n_steps), "method": POLICY_UPDATE_METHODS[0], "seconds": approximation})
-        rows.append({"n_steps": int(n_steps), "method": POLICY_UPDATE_METHODS[1], "seconds": chain})
-    return pd.DataFrame(rows, columns=["n_steps", "method", "seconds"])
+        updates = (lambda: agent.update_policy(batch), lambda: chain_policy_update(agent, batch, generator))
+        for method, update in zip(POLICY_UPDATE_METHODS, updates):
+            rows.append({"n_steps": int(n_steps), "method": method, "seconds": _median_seconds(update, repeats),
+                         "eps_calls": count_eps_calls(agent, update)})
+    return pd.DataFrame(rows, columns=["n_steps", "method", "seconds", "eps_calls"])

@@ -258,13 +258,7 @@ class DAC4Rec(OfflineAgent):
         approximation â⁰ = (a^i − √(1−ᾱ_i) ε_θ) / √ᾱ_i (Eq. 14) of the same draw, differentiable w.r.t. θ.
         L_d and L_q share this one network pass, as in EDP (Kang et al. 2023), where the action approximation
         comes from."""
-        self.policy._check_action(state, action)  # dataset actions must lie in the policy's box
-        steps = torch.randint(1, self.schedule.n_steps + 1, (state.shape[0],), generator=self.generator, device=self.device)
-        noise = torch.randn(action.shape, generator=self.generator, device=self.device, dtype=action.dtype)
-        noisy = self.schedule.q_sample(action, steps, noise)  # Eq. 13
-        eps = self.policy.eps_model(state, noisy, steps)
-        error = (noise - eps).pow(2).mean(dim=1)
-        approx = self.schedule.predict_a0(noisy, steps, eps)  # Eq. 14
+        error, steps, approx = self.policy.denoise_dataset_action(state, action, self.generator)  # Eq. 13–14
         if self.config.clip_approximation and self.config.max_action is not None:
             # The sampler clips every â⁰ to the action box (samplers.py), so this is the action the policy
             # would play from a^i. Unclipped, L_q pulls â⁰ far outside: at i = N, (1−ᾱ_N)/ᾱ_N ≈ 150 turns a
@@ -284,11 +278,14 @@ class DAC4Rec(OfflineAgent):
         bc_loss = error.mean()  # L_d, Eq. 8
         if cfg.q_weight == 0:  # pure behaviour cloning: no L_q to compute
             return bc_loss, {"bc_loss": bc_loss.item(), "q_loss": 0.0}
+        extra: dict[str, float] = {}
         if cfg.policy_improvement == "direct":
             # Eq. 15–16: −Q(s, â⁰), the gradient flowing through â⁰ into θ. Divided by the batch's mean |Q|
             # (detached, as Diffusion-QL and EDP do) so that λ is scale-free: L_d is O(1) whatever the rewards.
             q = self.critic.q_min(state, approx)
             q_loss = -q.mean() / q.abs().mean().detach().clamp(min=1e-6)
+            # The normalised loss is ≈ −1 by construction; the raw Q of â⁰ is the curve worth watching.
+            extra = {"q_approx_mean": q.mean().item()}
         elif cfg.policy_improvement == "elbo":
             # Eq. 18: the ELBO's per-step weight times g(Q) times the ε error of the same draw as L_d.
             q_loss = (self._elbo_weights[steps - 1] * self.advantage_weights(state, action).squeeze(1) * error).mean()
@@ -296,7 +293,7 @@ class DAC4Rec(OfflineAgent):
             # Eq. 19: g(Q) ‖a − â⁰‖², the negative log-likelihood of the approximated policy N(â⁰, I) up to
             # constants, averaged over action dimensions like L_d (Eq. 8) so λ means the same for any action size.
             q_loss = (self.advantage_weights(state, action) * (action - approx).pow(2).mean(dim=1, keepdim=True)).mean()
-        return bc_loss + cfg.q_weight * q_loss, {"bc_loss": bc_loss.item(), "q_loss": q_loss.item()}
+        return bc_loss + cfg.q_weight * q_loss, {"bc_loss": bc_loss.item(), "q_loss": q_loss.item(), **extra}
 
     def update_policy(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         """Lines 5–7: (awr/elbo: a step of V(s) first), then one step of θ on L_d + λ L_q, then θ′."""

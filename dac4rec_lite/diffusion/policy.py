@@ -85,18 +85,30 @@ class DiffusionPolicy(nn.Module):
     def _noise(self, like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         return torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)
 
-    def noise_prediction_error(
-        self, state: torch.Tensor, action: torch.Tensor, generator: torch.Generator | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-row ‖ε - ε_θ(√ᾱ_i a + √(1-ᾱ_i) ε, s, i)‖² / action_dim and the drawn steps i, both (B,).
+    def denoise_dataset_action(
+        self,
+        state: torch.Tensor,
+        action: torch.Tensor,
+        generator: torch.Generator | None = None,
+        step: int | torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Noise each dataset action once and call ε_θ once; return what L_d and the action approximation need.
 
-        The building block of Eq. 8 and of the weighted ELBO loss of Eq. 18."""
+            a^i = √ᾱ_i a + √(1-ᾱ_i) ε                    (Eq. 13, ᾱ where the paper prints α), i ~ U{1..N}
+            error_b = ‖ε - ε_θ(a^i, s, i)‖² / action_dim  (the integrand of Eq. 8, per row)
+            â^0 = (a^i - √(1-ᾱ_i) ε_θ(a^i, s, i)) / √ᾱ_i  (Eq. 14, differentiable w.r.t. θ)
+
+        ``step`` fixes i (an int or a LongTensor (B,)) instead of drawing it. Random draws: the steps first
+        (when drawn), then the noise. Returns ``(error (B,), steps (B,), approx (B, action_dim))``; â^0 is
+        not clipped here (callers that want the sampler's box clip it themselves)."""
         self._check_action(self._check_state(state), action)
-        steps = self._random_steps(state.shape[0], generator)
+        batch = state.shape[0]
+        steps = self._random_steps(batch, generator) if step is None else check_steps(step, batch, self.n_steps, self.device)
         noise = self._noise(action, generator)
         noisy = self.schedule.q_sample(action, steps, noise)  # Eq. 13
-        error = (noise - self.eps_model(state, noisy, steps)).pow(2).mean(dim=1)
-        return error, steps
+        eps = self.eps_model(state, noisy, steps)
+        error = (noise - eps).pow(2).mean(dim=1)
+        return error, steps, self.schedule.predict_a0(noisy, steps, eps)  # Eq. 14
 
     def loss(self, state: torch.Tensor, action: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Behaviour-cloning loss L_d(θ) (Eq. 8, with ᾱ_i where the paper prints α_i):
@@ -105,7 +117,7 @@ class DiffusionPolicy(nn.Module):
 
         averaged over action dimensions too (Eq. 8 divided by action_dim, as Diffusion-QL does), so its
         scale does not grow with the action size."""
-        error, _ = self.noise_prediction_error(state, action, generator)
+        error, _, _ = self.denoise_dataset_action(state, action, generator)
         return error.mean()
 
     def approximate_action(
@@ -121,13 +133,9 @@ class DiffusionPolicy(nn.Module):
 
         i ~ U{1..N} per row unless ``step`` fixes it (an int or a LongTensor (B,)). Differentiable w.r.t. θ,
         so -Q(s, â^0) can train the policy without backpropagating through the N-step chain (Eq. 15–16).
-        â^0 is not clipped: clipping would zero the Q-gradient of any row that lands outside the box."""
-        self._check_action(self._check_state(state), action)
-        steps = self._random_steps(state.shape[0], generator) if step is None else check_steps(
-            step, state.shape[0], self.n_steps, self.device
-        )
-        noisy = self.schedule.q_sample(action, steps, self._noise(action, generator))  # Eq. 13
-        return self.schedule.predict_a0(noisy, steps, self.eps_model(state, noisy, steps))  # Eq. 14
+        Returned unclipped (the exact Eq. 14); ``DAC4Rec`` clips it to the action box before its Q loss
+        (``clip_approximation``), as the sampler clips every â^0."""
+        return self.denoise_dataset_action(state, action, generator, step)[2]
 
     def _eps_fn(self, state: torch.Tensor):
         """ε as a function of (a^i, i) for one batch of states, with cached projections when possible.
