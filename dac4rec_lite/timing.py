@@ -1,4 +1,5 @@
-"""What the action approximation buys: the cost of one policy update, measured on this machine.
+"""What things cost on this machine: a policy update with the action approximation vs through the chain
+(``time_policy_updates``), and sampling with the N-step chain vs few-step solvers (``time_samplers``).
 
 Two ways to train a diffusion policy with −Q (Eq. 9 with the direct improvement of Eq. 15–16):
 
@@ -18,15 +19,18 @@ import statistics
 import time
 from typing import Callable, Sequence
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
 from .agents.dac4rec import DAC4Rec
 from .critics import soft_update
+from .diffusion import DiffusionPolicy
 
 __all__ = [
     "POLICY_UPDATE_METHODS", "chain_policy_loss", "chain_policy_update", "count_eps_calls", "time_policy_updates",
+    "time_samplers",
 ]
 
 POLICY_UPDATE_METHODS = ("action approximation", "through the chain")
@@ -123,3 +127,32 @@ def time_policy_updates(
             rows.append({"n_steps": int(n_steps), "method": method, "seconds": _median_seconds(update, repeats),
                          "eps_calls": count_eps_calls(agent, update)})
     return pd.DataFrame(rows, columns=["n_steps", "method", "seconds", "eps_calls"])
+
+
+def time_samplers(
+    policy: DiffusionPolicy,
+    state: torch.Tensor,
+    metric: Callable[[np.ndarray], float],
+    configs: Sequence[tuple[str, int | None]] = (("ddpm", None), ("ddim", 5), ("ddim", 10), ("dpm", 5), ("dpm", 10)),
+    repeats: int = 3,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """The speed/quality trade-off of the samplers on one trained policy.
+
+    For each (sampler, n_sample_steps) in ``configs``: the median seconds of ``policy.sample(state, ...)``
+    under ``torch.no_grad`` over ``repeats`` runs, the number of ε-network passes (N for ddpm, K otherwise),
+    and ``metric(actions)`` on the actions drawn with ``torch.Generator().manual_seed(seed)``. Columns:
+    ``sampler``, ``eps_calls``, ``seconds``, ``metric``."""
+    if not configs or repeats < 1:
+        raise ValueError("configs must name at least one (sampler, n_sample_steps) and repeats must be >= 1.")
+    rows = []
+    with torch.no_grad():
+        for sampler, k in configs:
+            def draw(sampler=sampler, k=k):
+                generator = torch.Generator(device=policy.device).manual_seed(seed)
+                return policy.sample(state, generator=generator, sampler=sampler, n_sample_steps=k)
+
+            seconds = _median_seconds(draw, repeats)
+            rows.append({"sampler": sampler, "eps_calls": policy.n_steps if k is None else k, "seconds": seconds,
+                         "metric": float(metric(draw().cpu().numpy()))})
+    return pd.DataFrame(rows, columns=["sampler", "eps_calls", "seconds", "metric"])

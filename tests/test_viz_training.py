@@ -294,3 +294,22 @@ def test_q_weight_sweep_figure_has_one_panel_per_agent(trained):
     titles = [a.text for a in fig.layout.annotations if a.text.startswith("<b>λ")]
     assert len(titles) == 2 and titles[0].split("<br>")[1] == titles[1].split("<br>")[1]
     assert len([t for t in fig.data if t.name == "lands on SE"]) == 2
+
+
+def test_time_samplers_reports_passes_and_the_metric_of_the_seeded_draw():
+    from dac4rec_lite.timing import time_samplers
+
+    policy = dl.DiffusionPolicy(3, 2, dl.VPSchedule(20), hidden_dim=16)
+    state = torch.zeros(64, 3)
+    table = time_samplers(policy, state, lambda a: float(a[:, 0].mean()), configs=[("ddpm", None), ("dpm", 5)],
+                          repeats=1, seed=3)
+    assert list(table.columns) == ["sampler", "eps_calls", "seconds", "metric"]
+    assert table["eps_calls"].tolist() == [20, 5] and (table["seconds"] > 0).all()
+    with torch.no_grad():
+        expected = policy.sample(state, generator=seeded(3), sampler="dpm", n_sample_steps=5)[:, 0].mean().item()
+    assert table["metric"].iloc[1] == pytest.approx(expected)
+    figure = viz.sampler_tradeoff_figure(table, "mean a₀")
+    ddpm_metric = next(t for t in figure.data if t.name == "ddpm" and t.xaxis == "x")
+    assert list(ddpm_metric.y) == [table["metric"].iloc[0]]
+    with pytest.raises(ValueError, match="configs"):
+        time_samplers(policy, state, lambda a: 0.0, configs=[])

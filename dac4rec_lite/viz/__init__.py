@@ -53,3 +53,7 @@ __all__ += [
     "bandit_policy_figure", "contextual_policy_figure", "q_weight_sweep_figure",
     "approximation_explorer", "q_training_panel",
 ]
+
+from .figures import sampler_tradeoff_figure  # noqa: E402
+
+__all__ += ["sampler_tradeoff_figure"]

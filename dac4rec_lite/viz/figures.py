@@ -1088,3 +1088,28 @@ def q_weight_sweep_figure(agents: Mapping[str, object], bandit: CornerBandit, co
         panels[f"<b>{name}</b><br>reward {outcome['mean true reward']:.2f} · best {outcome['% on best']:.0f}% · "
                f"off {outcome['% off data']:.0f}%"] = (actions, context)
     return _sample_panels(panels, bandit, "Where the actions land as the Q term gets more weight")
+
+
+# --- fast sampling (notebook 02) ----------------------------------------------------------------------------
+SAMPLER_COLORS = {"ddpm": "#000000", "ddim": "#0072B2", "dpm": "#D55E00"}
+
+
+def sampler_tradeoff_figure(table: pd.DataFrame, metric_name: str) -> go.Figure:
+    """``dl.timing.time_samplers``' table as two panels sharing the x axis (ε-network passes): the metric and
+    the seconds, one line per sampler."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=(metric_name, "seconds per batch"), horizontal_spacing=0.12)
+    for sampler, rows in table.sort_values("eps_calls").groupby("sampler", sort=False):
+        color = SAMPLER_COLORS.get(sampler, "#999999")
+        for col, column in ((1, "metric"), (2, "seconds")):
+            fig.add_trace(go.Scatter(
+                x=rows["eps_calls"], y=rows[column], mode="lines+markers", name=sampler, legendgroup=sampler,
+                showlegend=col == 1, line=dict(color=color), marker=dict(size=9),
+                hovertemplate=f"{sampler}: %{{x}} ε passes<br>{column} %{{y:.4g}}<extra></extra>"), row=1, col=col)
+        for col in (1, 2):
+            fig.update_xaxes(title_text="ε-network passes per sample", type="log", row=1, col=col)
+    fig.update_layout(template=TEMPLATE, height=380, margin=dict(t=60, l=60, r=20, b=60),
+                      legend=dict(orientation="h", yanchor="top", y=-0.2, x=0))
+    return fig
+
+
+__all__ += ["SAMPLER_COLORS", "sampler_tradeoff_figure"]
