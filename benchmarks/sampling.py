@@ -25,14 +25,18 @@ from torch import nn
 import dac4rec_lite as dl
 
 
-def timed(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
+def timed_round_robin(fns: list, repeats: int) -> list[float]:
+    """Median seconds of each function, measured in interleaved rounds so that a slow spell of a shared
+    machine hits every contender alike."""
+    for fn in fns:
+        fn()  # warm-up
+    times: list[list[float]] = [[] for _ in fns]
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for fn, record in zip(fns, times):
+            start = time.perf_counter()
+            fn()
+            record.append(time.perf_counter() - start)
+    return [statistics.median(record) for record in times]
 
 
 def floor_fn(policy: dl.DiffusionPolicy, state: torch.Tensor):
@@ -114,10 +118,12 @@ def main() -> None:
     naive = NaiveEpsNet(args.state_dim, args.action_dim, args.hidden).eval()
     state = torch.randn(args.batch, args.state_dim)
 
-    with torch.inference_mode():
-        ours = timed(lambda: policy.sample(state, generator=torch.Generator().manual_seed(0)), args.repeats)
-        floor = timed(floor_fn(policy, state), args.repeats)
-        reference = timed(reference_fn(schedule, naive, state, args.action_dim), args.repeats)
+    with torch.no_grad():  # sample() itself switches to inference mode on this path
+        ours, floor, reference = timed_round_robin([
+            lambda: policy.sample(state, generator=torch.Generator().manual_seed(0)),
+            floor_fn(policy, state),
+            reference_fn(schedule, naive, state, args.action_dim),
+        ], args.repeats)
 
     table = pd.DataFrame(
         {
