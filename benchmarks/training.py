@@ -15,24 +15,12 @@ Prints median seconds per update and the ratios. No assertions: numbers depend o
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import numpy as np
 import pandas as pd
 import torch
 
 import dac4rec_lite as dl
-
-
-def timed(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def random_dataset(n: int, obs_dim: int, action_dim: int, seed: int) -> dl.OfflineDataset:
@@ -79,7 +67,7 @@ def main() -> None:
         agent.update_critic(batch)
         dl.timing.chain_policy_update(agent, batch, g)  # Q loss backpropagated through all N steps
 
-    bc, ours, fast, chain = (timed(step, args.repeats) for step in (bc_step, dac4rec_step, fast_dac4rec_step, chain_step))
+    bc, ours, fast, chain = (dl.timing.median_seconds(step, args.repeats) for step in (bc_step, dac4rec_step, fast_dac4rec_step, chain_step))
     table = pd.DataFrame(
         {"seconds / update": [bc, ours, fast, chain], "× bc": [1.0, ours / bc, fast / bc, chain / bc]},
         index=["bc (L_d only)", "dac4rec (action approximation)", "dac4rec, td_sampler=dpm 15 steps",

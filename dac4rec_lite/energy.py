@@ -40,7 +40,10 @@ from tqdm.auto import tqdm
 from ._checks import check_matrix, check_steps
 from .diffusion import DiffusionPolicy, EpsilonMLP, VPSchedule
 
-__all__ = ["EnergyModel", "EnergyGuidance", "train_energy", "support_actions", "ENERGY_METHODS"]
+__all__ = [
+    "EnergyModel", "EnergyGuidance", "train_energy", "support_actions", "importance_energy_estimate", "min_q",
+    "ENERGY_METHODS",
+]
 
 ENERGY_METHODS = ("cep", "mse")
 EnergyFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -89,7 +92,7 @@ class EnergyGuidance:
         return self.scale * gradient
 
 
-def _q_values(critic: CriticFn, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+def min_q(critic: CriticFn, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
     """Q(s, a) as (B,): min of the twins for a ``TwinQ``-like critic, else the critic's single output."""
     out = critic(state, action)
     q = torch.min(out[0], out[1]) if isinstance(out, tuple) else out
@@ -114,7 +117,7 @@ def support_actions(policy: DiffusionPolicy, critic: CriticFn, states: torch.Ten
         a = policy.sample(chunk, generator=generator, sampler=sampler,
                           n_sample_steps=None if sampler == "ddpm" else n_sample_steps)
         actions.append(a)
-        qs.append(_q_values(critic, chunk, a))
+        qs.append(min_q(critic, chunk, a))
     d = actions[0].shape[1]
     return torch.cat(actions).reshape(-1, n_support, d), torch.cat(qs).reshape(-1, n_support)
 
@@ -128,16 +131,27 @@ def _cep_loss(energy: EnergyFn, state, supports, q, steps, noise, schedule, beta
     return -(torch.softmax(beta * q, dim=1) * torch.log_softmax(f, dim=1)).sum(dim=1).mean()
 
 
+def importance_energy_estimate(a_i: torch.Tensor, supports: torch.Tensor, q: torch.Tensor,
+                               alpha_bar: float | torch.Tensor, beta: float) -> torch.Tensor:
+    """The MSE target of Eq. 25: ℰ̂_i(a_i) = log Σ_k w_k exp(β Q_k) − log Σ_k w_k, w_k = N(a_i; √ᾱ_i a⁰_k, (1 − ᾱ_i) I).
+
+    Points ``a_i`` (..., M, d), supports a⁰ (..., K, d) and their Q (..., K); leading dimensions are batches,
+    and ``alpha_bar`` is a float or a tensor of those leading dimensions (one ᾱ_i per batch row). Returns
+    (..., M). Self-normalised importance sampling of the posterior μ_0i(a⁰ | a_i) from K draws of μ
+    (biased low for finite K: see the module docstring)."""
+    alpha_bar = torch.as_tensor(alpha_bar, dtype=a_i.dtype, device=a_i.device)
+    ab = alpha_bar.reshape(*alpha_bar.shape, 1, 1)  # broadcast over (M, K)
+    diff = a_i.unsqueeze(-2) - ab.unsqueeze(-1).sqrt() * supports.unsqueeze(-3)  # (..., M, K, d)
+    log_w = -diff.pow(2).sum(-1) / (2 * (1 - ab))  # log w_mk up to a constant shared by all k
+    return torch.logsumexp(log_w + beta * q.unsqueeze(-2), dim=-1) - torch.logsumexp(log_w, dim=-1)
+
+
 def _mse_loss(energy: EnergyFn, state, supports, q, steps, noise, schedule, beta) -> torch.Tensor:
     """(f(s, a_i^j, i) − ℰ̂_i(s, a_i^j))², ℰ̂ the self-normalised importance estimate over the K supports."""
     b, k, d = supports.shape
     steps_rep = steps.repeat_interleave(k)
     noisy = schedule.q_sample(supports.reshape(b * k, d), steps_rep, noise.reshape(b * k, d)).reshape(b, k, d)
-    alpha_bar = schedule.alphas_cumprod[steps - 1].reshape(b, 1, 1)
-    # log w_jk = log N(a_i^j; √ᾱ a⁰_k, (1-ᾱ) I) up to a constant shared by all k: (b, j, k)
-    diff = noisy.unsqueeze(2) - alpha_bar.sqrt().unsqueeze(1) * supports.unsqueeze(1)
-    log_w = -diff.pow(2).sum(-1) / (2 * (1 - alpha_bar.reshape(b, 1, 1)))
-    target = torch.logsumexp(log_w + beta * q.unsqueeze(1), dim=2) - torch.logsumexp(log_w, dim=2)
+    target = importance_energy_estimate(noisy, supports, q, schedule.alphas_cumprod[steps - 1], beta)
     f = energy(state.repeat_interleave(k, dim=0), noisy.reshape(b * k, d), steps_rep).reshape(b, k)
     return (f - target.detach()).pow(2).mean()
 

@@ -22,7 +22,7 @@ import torch
 
 from .data.toy import CornerBandit
 from .diffusion import DiffusionPolicy, VPSchedule
-from .energy import EnergyGuidance, _q_values
+from .energy import EnergyGuidance, importance_energy_estimate, min_q
 
 __all__ = [
     "grid_axis", "energy_grid", "bandit_energy", "guided_sample", "sample_summary", "summary_table",
@@ -186,19 +186,7 @@ def reward_spread_by_scale(
 def q_values(critic: Callable, states: torch.Tensor, actions: torch.Tensor) -> np.ndarray:
     """Q(s, a) as a numpy (B,) array: min of the twins for a ``TwinQ``, else the critic's single output."""
     with torch.no_grad():
-        return _q_values(critic, states, actions.to(states.device)).cpu().numpy()
-
-
-def importance_energy_estimate(a_i: torch.Tensor, supports: torch.Tensor, q: torch.Tensor, alpha_bar: float,
-                               beta: float) -> torch.Tensor:
-    """The MSE target of ``train_energy(method="mse")``: ℰ̂_i(a_i) = log Σ_k w_k exp(β Q_k) − log Σ_k w_k with
-    w_k = N(a_i; √ᾱ_i a⁰_k, (1 − ᾱ_i) I), for points ``a_i`` (..., M, d), supports a⁰ (..., K, d) and their
-    Q (..., K); leading dimensions are batches. Returns (..., M).
-
-    Self-normalised importance sampling of the posterior μ_0i(a⁰ | a_i) from K draws of μ."""
-    diff = a_i.unsqueeze(-2) - alpha_bar**0.5 * supports.unsqueeze(-3)  # (..., M, K, d)
-    log_w = -diff.pow(2).sum(-1) / (2 * (1 - alpha_bar))
-    return torch.logsumexp(log_w + beta * q.unsqueeze(-2), dim=-1) - torch.logsumexp(log_w, dim=-1)
+        return min_q(critic, states, actions.to(states.device)).cpu().numpy()
 
 
 def mse_target_error(

@@ -29,7 +29,7 @@ from .critics import soft_update
 from .diffusion import DiffusionPolicy
 
 __all__ = [
-    "POLICY_UPDATE_METHODS", "chain_policy_loss", "chain_policy_update", "count_eps_calls", "time_policy_updates",
+    "POLICY_UPDATE_METHODS", "chain_policy_loss", "chain_policy_update", "count_eps_calls", "median_seconds", "time_policy_updates",
     "time_samplers",
 ]
 
@@ -64,7 +64,8 @@ def chain_policy_update(agent: DAC4Rec, batch: dict[str, torch.Tensor],
     return loss.item()
 
 
-def _median_seconds(fn: Callable[[], object], repeats: int) -> float:
+def median_seconds(fn: Callable[[], object], repeats: int) -> float:
+    """Median wall-clock seconds of ``fn()`` over ``repeats`` calls, after one warm-up call."""
     fn()  # warm-up: first-call allocations are not what we want to measure
     times = []
     for _ in range(repeats):
@@ -124,7 +125,7 @@ def time_policy_updates(
         agent = DAC4Rec(obs_dim, action_dim, n_steps=int(n_steps), hidden_dim=hidden_dim, device=device, seed=seed)
         updates = (lambda: agent.update_policy(batch), lambda: chain_policy_update(agent, batch, generator))
         for method, update in zip(POLICY_UPDATE_METHODS, updates):
-            rows.append({"n_steps": int(n_steps), "method": method, "seconds": _median_seconds(update, repeats),
+            rows.append({"n_steps": int(n_steps), "method": method, "seconds": median_seconds(update, repeats),
                          "eps_calls": count_eps_calls(agent, update)})
     return pd.DataFrame(rows, columns=["n_steps", "method", "seconds", "eps_calls"])
 
@@ -152,7 +153,7 @@ def time_samplers(
                 generator = torch.Generator(device=policy.device).manual_seed(seed)
                 return policy.sample(state, generator=generator, sampler=sampler, n_sample_steps=k)
 
-            seconds = _median_seconds(draw, repeats)
+            seconds = median_seconds(draw, repeats)
             rows.append({"sampler": sampler, "eps_calls": policy.n_steps if k is None else k, "seconds": seconds,
                          "metric": float(metric(draw().cpu().numpy()))})
     return pd.DataFrame(rows, columns=["sampler", "eps_calls", "seconds", "metric"])

@@ -106,3 +106,15 @@ def test_td_sampler_draws_next_actions_with_the_chosen_solver():
     torch.testing.assert_close(y, expected)
     with pytest.raises(ValueError, match="td_sampler"):
         dl.DAC4Rec(3, 2, td_sampler="euler")
+
+
+def test_guidance_composes_with_candidate_selection(guided_bc_agent, bandit):
+    """act(K > 1) on a guided agent = the max-min(Q1, Q2) row of guided samples of the K-fold repeated states."""
+    obs = torch.ones(5, 1)
+    chosen = guided_bc_agent.act(obs, n_candidates=4, generator=torch.Generator().manual_seed(7))
+    repeated = obs.repeat_interleave(4, 0)
+    with torch.no_grad():
+        candidates = guided_bc_agent.policy.sample(repeated, guidance=guided_bc_agent.guidance(),
+                                                   generator=torch.Generator().manual_seed(7))
+        q = guided_bc_agent.critic.q_min(repeated, candidates).reshape(5, 4)
+    torch.testing.assert_close(chosen, candidates.reshape(5, 4, 2)[torch.arange(5), q.argmax(1)])
