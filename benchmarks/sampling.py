@@ -7,7 +7,7 @@ Measures, in one run, on the same machine and thread count:
   reference  a naive Diffusion-QL-style loop: ε-MLP on cat[a, t_emb, s] with Mish, the time MLP recomputed
              for every sample at every step, per-step coefficient gathers, â⁰ clamped to ±1
 
-Prints a table of median times and the ratios ours/floor and reference/ours. No assertions: the numbers
+Prints a table of best-of-rounds times and the ratios ours/floor and reference/ours. No assertions: the numbers
 depend on the machine; run it before and after a change.
 
     python benchmarks/sampling.py [--batch 1024 --state-dim 91 --action-dim 27 --steps 100 --repeats 5]
@@ -15,7 +15,6 @@ depend on the machine; run it before and after a change.
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 
 import pandas as pd
@@ -26,8 +25,9 @@ import dac4rec_lite as dl
 
 
 def timed_round_robin(fns: list, repeats: int) -> list[float]:
-    """Median seconds of each function, measured in interleaved rounds so that a slow spell of a shared
-    machine hits every contender alike."""
+    """Best (minimum) seconds of each function over interleaved rounds. On a shared machine other work only
+    ever adds time, so the minimum is the least noisy estimate of a function's own cost; interleaving makes a
+    slow spell hit every contender alike."""
     for fn in fns:
         fn()  # warm-up
     times: list[list[float]] = [[] for _ in fns]
@@ -36,7 +36,7 @@ def timed_round_robin(fns: list, repeats: int) -> list[float]:
             start = time.perf_counter()
             fn()
             record.append(time.perf_counter() - start)
-    return [statistics.median(record) for record in times]
+    return [min(record) for record in times]
 
 
 def floor_fn(policy: dl.DiffusionPolicy, state: torch.Tensor):
@@ -110,7 +110,10 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     args = parser.parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
 
     torch.manual_seed(args.seed)
     schedule = dl.VPSchedule(args.steps)

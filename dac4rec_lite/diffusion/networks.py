@@ -15,13 +15,20 @@ Architecture (Diffusion-QL's, with two changes, both measured on a 2-core CPU):
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["SinusoidalTimeEmbedding", "EpsilonMLP", "ACTIVATIONS"]
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"silu": nn.SiLU, "mish": nn.Mish, "relu": nn.ReLU, "tanh": nn.Tanh}
+# The same activations applied in place, for the gradient-free sampling path (no new 1 MB buffer per layer).
+_INPLACE: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "silu": lambda x: F.silu(x, inplace=True), "mish": lambda x: F.mish(x, inplace=True),
+    "relu": torch.relu_, "tanh": torch.tanh_,
+}
 
 
 def make_activation(name: str) -> nn.Module:
@@ -63,6 +70,7 @@ class EpsilonMLP(nn.Module):
     ) -> None:
         super().__init__()
         self.state_dim, self.action_dim = state_dim, action_dim
+        self.activation = activation
         self.time_mlp = nn.Sequential(
             SinusoidalTimeEmbedding(time_dim),
             nn.Linear(time_dim, 2 * time_dim),
@@ -94,9 +102,17 @@ class EpsilonMLP(nn.Module):
     def denoise(self, state_projection: torch.Tensor, a_i: torch.Tensor, time_projection: torch.Tensor) -> torch.Tensor:
         """ε from cached projections; ``time_projection`` is (B, hidden) or (1, hidden) for one shared step.
 
-        W_a a + (W_t t + b) is one fused addmm; adding W_s s makes the first layer's pre-activation."""
+        W_a a + (W_t t + b) is one fused addmm; adding W_s s makes the first layer's pre-activation. Without
+        autograd (sampling under no_grad) the activations run in place on one buffer: same numbers, fewer
+        allocations (1.6 → 1.1 ms per step at B = 1024, hidden 256 on a 2-core CPU)."""
         first = torch.addmm(time_projection, a_i, self.action_in.weight.t())
-        return self.body(first + state_projection)
+        if torch.is_grad_enabled():
+            return self.body(first + state_projection)
+        h = first.add_(state_projection)
+        activate = _INPLACE[self.activation]
+        for layer in self.body:
+            h = torch.addmm(layer.bias, h, layer.weight.t()) if isinstance(layer, nn.Linear) else activate(h)
+        return h
 
     def forward(self, state: torch.Tensor, a_i: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
         return self.denoise(self.project_state(state), a_i, self.project_time(i))
