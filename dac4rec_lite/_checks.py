@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["check_matrix", "check_steps", "check_finite"]
+__all__ = ["check_matrix", "check_steps", "check_finite", "randn", "randint"]
 
 
 def check_matrix(x: object, name: str, width: int, dtype: torch.dtype | None = None) -> torch.Tensor:
@@ -55,3 +55,21 @@ def check_steps(i: object, batch: int, n_steps: int, device: torch.device) -> to
             f"{int(i.min())}..{int(i.max())}. If you index alphas_cumprod directly, step i lives at index i-1."
         )
     return i
+
+
+def _draw_device(generator: torch.Generator | None, device: torch.device | str) -> torch.device:
+    """Where to draw: on the generator's device (a CPU generator cannot draw CUDA numbers directly)."""
+    return torch.device(device) if generator is None else generator.device
+
+
+def randn(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device | str,
+          dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """N(0, 1) numbers on ``device``, drawn from ``generator`` wherever that generator lives (so a seeded CPU
+    generator gives the same numbers for a CPU and a CUDA model)."""
+    return torch.randn(shape, generator=generator, device=_draw_device(generator, device), dtype=dtype).to(device)
+
+
+def randint(low: int, high: int, shape: tuple[int, ...], generator: torch.Generator | None,
+            device: torch.device | str) -> torch.Tensor:
+    """Uniform integers in [low, high) on ``device``, drawn like ``randn``."""
+    return torch.randint(low, high, shape, generator=generator, device=_draw_device(generator, device)).to(device)

@@ -42,6 +42,11 @@ def make_encoder(spec: str | nn.Module | None, obs_dim: int) -> nn.Module:
         return IdentityEncoder(obs_dim)
     if spec == "mlp":
         return MLPEncoder(obs_dim)
+    if isinstance(spec, str) and spec.startswith("custom:"):
+        raise ValueError(
+            f"this agent was saved with a custom encoder ({spec[7:]}); rebuild that module and pass it: "
+            "DAC4Rec.load(path, encoder=your_encoder)."
+        )
     if isinstance(spec, nn.Module):
         if not hasattr(spec, "out_dim"):
             raise ValueError("a custom encoder must have an `out_dim` attribute (the size of the state it returns).")

@@ -88,7 +88,9 @@ class EnergyGuidance:
             value = self.energy(state, a, i)
             if value.shape not in ((a.shape[0],), (a.shape[0], 1)):
                 raise ValueError(f"energy must return shape ({a.shape[0]},) or ({a.shape[0]}, 1), got {tuple(value.shape)}.")
-            (gradient,) = torch.autograd.grad(value.sum(), a)
+            gradient = torch.autograd.grad(value.sum(), a, allow_unused=True)[0] if value.requires_grad else None
+        if gradient is None:  # an energy that does not depend on the action guides nowhere
+            return torch.zeros_like(a_i)
         return self.scale * gradient
 
 

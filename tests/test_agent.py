@@ -216,3 +216,48 @@ def test_same_seed_same_training():
         runs.append((log, agent.act(np.ones((4, 1), np.float32), generator=torch.Generator().manual_seed(0))))
     assert runs[0][0].equals(runs[1][0])
     np.testing.assert_array_equal(runs[0][1], runs[1][1])
+
+
+def test_a_second_fit_trains_again():
+    """lr_decay anneals to 0 within one fit(); the next fit() must start again from the configured rates."""
+    data = dl.CornerBandit().dataset(500, seed=0)
+    agent = dl.DAC4Rec(1, 2, n_steps=5, hidden_dim=16, seed=0)
+    agent.fit(data, 5, batch_size=32, progress=False)
+    before = [p.clone() for p in agent.policy.parameters()]
+    agent.fit(data, 5, batch_size=32, progress=False)
+    assert any(not torch.equal(a, b) for a, b in zip(before, agent.policy.parameters()))
+    assert agent.actor_optimizer.param_groups[0]["lr"] == 0.0  # annealed again by the end of this fit
+
+
+def test_custom_encoder_checkpoints_need_the_module_back(tmp_path):
+    encoder = dl.MLPEncoder(3, out_dim=8)
+    agent = dl.DAC4Rec(3, 2, n_steps=5, hidden_dim=16, encoder=encoder, seed=0)
+    path = tmp_path / "custom.pt"
+    agent.save(path)
+    with pytest.raises(ValueError, match="custom encoder \\(MLPEncoder\\).*encoder=your_encoder"):
+        dl.DAC4Rec.load(path)
+    loaded = dl.DAC4Rec.load(path, encoder=dl.MLPEncoder(3, out_dim=8))
+    obs = np.zeros((4, 3), np.float32)
+    np.testing.assert_array_equal(agent.act(obs, generator=torch.Generator().manual_seed(0)),
+                                  loaded.act(obs, generator=torch.Generator().manual_seed(0)))
+
+
+@pytest.mark.parametrize("kwargs,match", [(dict(tau=0.0), "tau"), (dict(tau=1.5), "tau"), (dict(q_bound=0.0), "q_bound"),
+                                          (dict(td_sample_steps=3), "td_sampler='ddim' or 'dpm'"),
+                                          (dict(act_sampler="dpm", act_sample_steps=50), "1..n_steps=5")])
+def test_bad_agent_config_raises_before_training(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        dl.DAC4Rec(3, 2, n_steps=5, hidden_dim=16, **kwargs)
+
+
+def test_nan_actions_are_refused_and_the_direct_loss_leaves_critic_gradients_alone():
+    agent = dl.DAC4Rec(3, 2, n_steps=5, hidden_dim=16, seed=0)
+    batch = agent._check_batch(good_batch())
+    loss, _ = agent.policy_loss(batch["observations"], batch["actions"])
+    loss.backward()
+    assert all(p.grad is None for p in agent.critic.parameters())
+    assert any(p.grad is not None for p in agent.policy.parameters())
+    with torch.no_grad():
+        agent.policy.eps_model.body[-1].bias.fill_(float("nan"))
+    with pytest.raises(dl.TrainingDivergedError, match="NaN or inf actions"):
+        agent.act(np.zeros(3, np.float32))

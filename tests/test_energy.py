@@ -95,3 +95,13 @@ def test_cep_minimiser_is_the_energy_up_to_a_constant():
     wrong = lambda s, a, i: (2 * BETA * (a @ W)).unsqueeze(1)
     args = (torch.zeros(32, 1), supports, q, steps, noise, schedule, BETA)
     assert _cep_loss(exact, *args) < _cep_loss(wrong, *args)
+
+
+def test_an_energy_that_ignores_the_action_guides_nowhere():
+    policy = behaviour_policy()
+    state = torch.zeros(8, 1)
+    with torch.no_grad():
+        plain = policy.sample(state, generator=torch.Generator().manual_seed(1))
+        flat = policy.sample(state, guidance=dl.EnergyGuidance(lambda s, a, i: s.sum(1), 1.0),
+                             generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(flat, plain)

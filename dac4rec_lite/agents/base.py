@@ -165,8 +165,12 @@ class OfflineAgent:
                 f"dataset has obs_dim={dataset.obs_dim}, action_dim={dataset.action_dim} but the agent was built for "
                 f"obs_dim={self.config.obs_dim}, action_dim={self.config.action_dim}."
             )
-        schedulers = [torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps) for opt in self._optimizers()] \
-            if getattr(self.config, "lr_decay", False) else []
+        schedulers = []
+        if getattr(self.config, "lr_decay", False):
+            for opt in self._optimizers():
+                for group in opt.param_groups:  # a previous fit() annealed lr to 0: start each fit from the top
+                    group["lr"] = group.get("initial_lr", group["lr"])
+                schedulers.append(torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps))
         rows = []
         bar = tqdm(range(steps), desc=type(self).__name__, disable=not progress, leave=False)
         for _ in bar:
@@ -205,6 +209,11 @@ class OfflineAgent:
             raise ValueError("obs contains NaN or inf.")
         with torch.no_grad():
             actions = self._act(x, n_candidates, temperature, generator)
+        if not bool(torch.isfinite(actions).all()):
+            raise TrainingDivergedError(
+                "the policy produced NaN or inf actions: its weights (or the energy model's) are broken; "
+                "retrain, or load a checkpoint saved before training diverged."
+            )
         if single:
             actions = actions[0]
         if is_numpy:
@@ -225,5 +234,6 @@ def select_candidates(q: torch.Tensor, candidates: torch.Tensor, n_states: int, 
         choice = scores.argmax(dim=1)
     else:
         probs = torch.softmax(scores / temperature, dim=1)
-        choice = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+        draw_on = probs.device if generator is None else generator.device
+        choice = torch.multinomial(probs.to(draw_on), 1, generator=generator).squeeze(1).to(q.device)
     return candidates.reshape(n_states, k, -1)[torch.arange(n_states, device=q.device), choice]

@@ -67,7 +67,7 @@ class DAC4RecConfig:
     q_weight: float = 1.0            # λ in Algorithm 1: weight of L_q against L_d
     gamma: float = 0.99
     tau: float = 0.005               # Polyak rate of every target network
-    encoder: str | None = None       # None/"identity" or "mlp" (a custom module is passed to __init__)
+    encoder: str | None = None       # None/"identity", "mlp", or "custom:<Class>" when a module was passed
     energy: bool = False
     device: str = "cpu"
     seed: int = 0
@@ -112,6 +112,14 @@ class DAC4RecConfig:
             raise ValueError("awr_temperature and awr_max_weight must be positive.")
         if self.n_next_actions < 1:
             raise ValueError(f"n_next_actions must be >= 1, got {self.n_next_actions}.")
+        if not 0 < self.tau <= 1:
+            raise ValueError(f"tau must be in (0, 1] (the Polyak rate of the target networks), got {self.tau}.")
+        if self.q_bound is not None and not self.q_bound > 0:
+            raise ValueError(f"q_bound must be positive or None (automatic), got {self.q_bound}.")
+        for sampler, steps in (("td_sampler", "td_sample_steps"), ("act_sampler", "act_sample_steps")):
+            k = getattr(self, steps)
+            if k is not None and (getattr(self, sampler) == "ddpm" or not 1 <= k <= self.n_steps):
+                raise ValueError(f"{steps}={k} needs {sampler}='ddim' or 'dpm' and a value in 1..n_steps={self.n_steps}.")
         for name in ("td_sampler", "act_sampler"):
             if getattr(self, name) not in SAMPLERS:
                 raise ValueError(f"{name} must be one of {SAMPLERS}, got {getattr(self, name)!r}.")
@@ -137,7 +145,9 @@ class DAC4Rec(OfflineAgent):
 
     def __init__(self, obs_dim: int, action_dim: int, encoder: str | nn.Module | None = None, **kwargs) -> None:
         custom_encoder = encoder if isinstance(encoder, nn.Module) else None
-        config = DAC4RecConfig(obs_dim, action_dim, encoder=None if custom_encoder is not None else encoder, **kwargs)
+        if custom_encoder is not None:  # recorded by name: a checkpoint needs the module passed again to load
+            encoder = f"custom:{type(custom_encoder).__name__}"
+        config = DAC4RecConfig(obs_dim, action_dim, encoder=encoder, **kwargs)
         super().__init__(config)
         with torch.random.fork_rng(devices=[]):  # seeded initialisation that leaves the global RNG alone
             torch.manual_seed(config.seed)
@@ -282,7 +292,11 @@ class DAC4Rec(OfflineAgent):
         if cfg.policy_improvement == "direct":
             # Eq. 15–16: −Q(s, â⁰), the gradient flowing through â⁰ into θ. Divided by the batch's mean |Q|
             # (detached, as Diffusion-QL and EDP do) so that λ is scale-free: L_d is O(1) whatever the rewards.
-            q = self.critic.q_min(state, approx)
+            self.critic.requires_grad_(False)  # the gradient must reach θ through â⁰, not the critic's weights
+            try:
+                q = self.critic.q_min(state, approx)
+            finally:
+                self.critic.requires_grad_(True)
             q_loss = -q.mean() / q.abs().mean().detach().clamp(min=1e-6)
             # The normalised loss is ≈ −1 by construction; the raw Q of â⁰ is the curve worth watching.
             extra = {"q_approx_mean": q.mean().item()}

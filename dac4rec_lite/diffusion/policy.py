@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .._checks import check_finite, check_matrix, check_steps
+from .._checks import check_finite, check_matrix, check_steps, randint, randn
 from .networks import EpsilonMLP
 from .samplers import Guidance, run_sampler
 from .schedule import VPSchedule
@@ -61,6 +61,8 @@ class DiffusionPolicy(nn.Module):
 
     def _check_state(self, state: torch.Tensor) -> torch.Tensor:
         check_matrix(state, "state", self.state_dim, self.schedule.betas.dtype)
+        if state.device != self.device:
+            raise ValueError(f"state is on {state.device} but the policy is on {self.device}; use state.to({str(self.device)!r}).")
         return check_finite(state, "state")
 
     def _check_action(self, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
@@ -80,10 +82,10 @@ class DiffusionPolicy(nn.Module):
 
     def _random_steps(self, batch: int, generator: torch.Generator | None) -> torch.Tensor:
         """i ~ U{1, ..., N}, one per row."""
-        return torch.randint(1, self.n_steps + 1, (batch,), generator=generator, device=self.device)
+        return randint(1, self.n_steps + 1, (batch,), generator, self.device)
 
     def _noise(self, like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        return torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)
+        return randn(tuple(like.shape), generator, like.device, like.dtype)
 
     def denoise_dataset_action(
         self,
@@ -171,7 +173,8 @@ class DiffusionPolicy(nn.Module):
             state: (B, state_dim).
             guidance: an optional score term added at every step (Eq. 24), e.g. ``EnergyGuidance``.
             generator: a ``torch.Generator`` on the policy's device for reproducible draws.
-            return_trajectory: also return a tensor (N+1, B, action_dim): ``[0]`` is a^N, ``[-1]`` is a^0.
+            return_trajectory: also return a tensor (steps+1, B, action_dim): ``[0]`` is a^N, ``[-1]`` is a^0
+                (N+1 entries for ddpm, K+1 for ddim/dpm with ``n_sample_steps`` = K).
             variance: ``"posterior"`` (β̃_i, default) or ``"beta"`` (β_i, as Sec. 3.1 prints); see
                 ``VPSchedule.reverse_variance``. Both add no noise at i = 1. ddpm only.
             sampler: ``"ddpm"`` (the paper's N-step chain), ``"ddim"`` (η = 0) or ``"dpm"``

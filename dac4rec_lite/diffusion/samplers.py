@@ -29,6 +29,7 @@ from typing import Callable, Protocol
 
 import torch
 
+from .._checks import randn
 from .schedule import VPSchedule
 
 __all__ = ["Guidance", "SAMPLERS", "sample_steps", "run_sampler", "ddpm_sample", "ddim_sample", "dpm_solver_sample"]
@@ -106,7 +107,7 @@ def ddpm_sample(schedule: VPSchedule, a: torch.Tensor, stepper: _Stepper, *,
         _, a0 = stepper.eps_and_a0(a, i)
         a = coef_a0[i - 1] * a0 + coef_ai[i - 1] * a  # posterior mean
         if std[i - 1] > 0:
-            a = a + std[i - 1] * torch.randn(a.shape, generator=generator, device=a.device, dtype=a.dtype)
+            a = a + std[i - 1] * randn(tuple(a.shape), generator, a.device, a.dtype)
         if trajectory is not None:
             trajectory.append(a)
     return a
@@ -185,7 +186,7 @@ def run_sampler(
     if sampler != "ddpm" and variance != "posterior":
         raise ValueError(f"variance={variance!r} only applies to the stochastic ddpm sampler; {sampler} adds no noise.")
     stepper = _Stepper(eps_fn, schedule, state, max_action, guidance)
-    a = torch.randn(shape, generator=generator, device=schedule.device, dtype=schedule.betas.dtype)
+    a = randn(shape, generator, schedule.device, schedule.betas.dtype)
     trajectory = [a] if return_trajectory else None
     if sampler == "ddpm":
         schedule.reverse_variance(variance)  # validate before the loop
