@@ -49,11 +49,13 @@ def check_steps(i: object, batch: int, n_steps: int, device: torch.device) -> to
         raise TypeError(f"the diffusion step i must be a LongTensor of shape ({batch},) or an int, got {got}.")
     if i.shape != (batch,):
         raise ValueError(f"the diffusion step i must have shape ({batch},) to match the batch, got {tuple(i.shape)}.")
-    if batch and (int(i.min()) < 1 or int(i.max()) > n_steps):
-        raise ValueError(
-            f"diffusion steps must lie in 1..{n_steps} (1-based, as in the paper); got values in "
-            f"{int(i.min())}..{int(i.max())}. If you index alphas_cumprod directly, step i lives at index i-1."
-        )
+    if batch:
+        low, high = torch.stack(torch.aminmax(i)).tolist()  # one device-to-host transfer, not two
+        if low < 1 or high > n_steps:
+            raise ValueError(
+                f"diffusion steps must lie in 1..{n_steps} (1-based, as in the paper); got values in "
+                f"{low}..{high}. If you index alphas_cumprod directly, step i lives at index i-1."
+            )
     return i
 
 
