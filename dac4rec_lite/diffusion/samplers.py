@@ -189,7 +189,6 @@ def run_sampler(
     a = randn(shape, generator, schedule.device, schedule.betas.dtype)
     trajectory = [a] if return_trajectory else None
     if sampler == "ddpm":
-        schedule.reverse_variance(variance)  # validate before the loop
         a = ddpm_sample(schedule, a, stepper, generator=generator, variance=variance, trajectory=trajectory)
     else:
         steps = sample_steps(schedule, schedule.n_steps if n_sample_steps is None else n_sample_steps)
