@@ -30,7 +30,7 @@ L_d + λ L_q the ε-network shifts â⁰ away from the behaviour's by an amount 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 
 import pandas as pd
 import torch
@@ -40,7 +40,7 @@ from torch import nn
 from ..critics import TwinQ, ValueNetwork, soft_update
 from ..diffusion import SAMPLERS, DiffusionPolicy, VPSchedule
 from ..energy import ENERGY_METHODS, EnergyGuidance, EnergyModel, train_energy
-from ..encoders import make_encoder
+from ..encoders import as_layout, make_encoder
 from .base import OfflineAgent, select_candidates
 
 __all__ = ["DAC4Rec", "DAC4RecConfig", "POLICY_IMPROVEMENTS"]
@@ -67,7 +67,8 @@ class DAC4RecConfig:
     q_weight: float = 1.0            # λ in Algorithm 1: weight of L_q against L_d
     gamma: float = 0.99
     tau: float = 0.005               # Polyak rate of every target network
-    encoder: str | None = None       # None/"identity", "mlp", or "custom:<Class>" when a module was passed
+    encoder: str | None = None       # None/"identity", "mlp", "gru", "sasrec", or "custom:<Class>" for a module
+    obs_layout: tuple[int, int, int] | None = None  # (profile_dim, window, step_dim), needed by gru / sasrec
     energy: bool = False
     device: str = "cpu"
     seed: int = 0
@@ -147,11 +148,13 @@ class DAC4Rec(OfflineAgent):
         custom_encoder = encoder if isinstance(encoder, nn.Module) else None
         if custom_encoder is not None:  # recorded by name: a checkpoint needs the module passed again to load
             encoder = f"custom:{type(custom_encoder).__name__}"
+        if kwargs.get("obs_layout") is not None:  # an ObsLayout is stored as its plain triple
+            kwargs["obs_layout"] = astuple(as_layout(kwargs["obs_layout"]))
         config = DAC4RecConfig(obs_dim, action_dim, encoder=encoder, **kwargs)
         super().__init__(config)
         with torch.random.fork_rng(devices=[]):  # seeded initialisation that leaves the global RNG alone
             torch.manual_seed(config.seed)
-            self.encoder = make_encoder(custom_encoder if custom_encoder is not None else config.encoder, obs_dim)
+            self.encoder = make_encoder(custom_encoder if custom_encoder is not None else config.encoder, obs_dim, config.obs_layout)
             state_dim = self.encoder.out_dim
             self.schedule = VPSchedule(config.n_steps, config.beta_min, config.beta_max)
             self.policy = DiffusionPolicy(state_dim, action_dim, self.schedule, config.hidden_dim, config.max_action)
