@@ -7,7 +7,10 @@ __version__ = "0.1.0"
 from .agents import DAC4Rec, DAC4RecConfig, OfflineAgent, TrainingDivergedError
 from .critics import TwinQ, ValueNetwork, soft_update
 from .data import CornerBandit, MultimodalBehavior, OfflineDataset
-from .encoders import IdentityEncoder, MLPEncoder
+from .encoders import GRUEncoder, IdentityEncoder, MLPEncoder, SASRecEncoder
+from . import envs
+from .envs import ObsLayout, RecSimConfig, RecSimEnv
+from .evaluation import collect, collect_mixture, evaluate
 from .energy import EnergyGuidance, EnergyModel, support_actions, train_energy
 from .diffusion import (
     DiffusionPolicy, EpsilonMLP, Guidance, SinusoidalTimeEmbedding, VPSchedule,
@@ -22,7 +25,8 @@ __all__ = [
     "VPSchedule", "EpsilonMLP", "gaussian_chain_moments", "gaussian_chain_path", "paper_printed_betas",
     "terminal_alpha_bar", "SinusoidalTimeEmbedding", "DiffusionPolicy", "Guidance",
     "GaussianPolicy", "MultimodalBehavior", "CornerBandit", "OfflineDataset",
-    "TwinQ", "ValueNetwork", "soft_update", "IdentityEncoder", "MLPEncoder",
+    "TwinQ", "ValueNetwork", "soft_update", "IdentityEncoder", "MLPEncoder", "GRUEncoder", "SASRecEncoder",
+    "envs", "ObsLayout", "RecSimConfig", "RecSimEnv", "collect", "collect_mixture", "evaluate",
     "DAC4Rec", "DAC4RecConfig", "EnergyModel", "EnergyGuidance", "train_energy", "support_actions", "OfflineAgent", "TrainingDivergedError", "train_behavior_cloning",
     "PRESETS", "resolve_preset", "set_seed", "default_device", "environment_report",
 ]
