@@ -11,6 +11,9 @@ from .encoders import GRUEncoder, IdentityEncoder, MLPEncoder, SASRecEncoder
 from . import envs
 from .envs import ObsLayout, RecSimConfig, RecSimEnv
 from .evaluation import collect, collect_mixture, evaluate
+from .data.logged import LoggedData, find_dataset, load_logged, write_synthetic_coat
+from .data.logged_world import LoggedWorld, build_world
+from .envs.logged_env import LoggedEnv, evaluate_logged, logged_dataset, random_policy_rollout
 from .energy import EnergyGuidance, EnergyModel, support_actions, train_energy
 from .diffusion import (
     DiffusionPolicy, EpsilonMLP, Guidance, SinusoidalTimeEmbedding, VPSchedule,
@@ -27,6 +30,8 @@ __all__ = [
     "GaussianPolicy", "MultimodalBehavior", "CornerBandit", "OfflineDataset",
     "TwinQ", "ValueNetwork", "soft_update", "IdentityEncoder", "MLPEncoder", "GRUEncoder", "SASRecEncoder",
     "envs", "ObsLayout", "RecSimConfig", "RecSimEnv", "collect", "collect_mixture", "evaluate",
+    "LoggedData", "find_dataset", "load_logged", "write_synthetic_coat", "LoggedWorld", "build_world",
+    "LoggedEnv", "logged_dataset", "evaluate_logged", "random_policy_rollout",
     "DAC4Rec", "DAC4RecConfig", "EnergyModel", "EnergyGuidance", "train_energy", "support_actions", "OfflineAgent", "TrainingDivergedError", "train_behavior_cloning",
     "PRESETS", "resolve_preset", "set_seed", "default_device", "environment_report",
 ]

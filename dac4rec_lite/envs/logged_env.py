@@ -59,7 +59,8 @@ class LoggedEnv(gym.Env):
         no_repeat: never recommend an item twice in an episode.
         leave_rule, leave_threshold, leave_window, exact_window, max_turn, embedding_dim, user_model, seed,
             progress: passed to ``build_world``.
-        positive_threshold: reward at which a recommendation counts as a click (``info["clicks"]``, ``ctr``).
+        positive_threshold: reward at which a recommendation counts as a click (``info["clicks"]``: 0 or 1 for
+            the step, as RecSim-v0 reports its page's clicks; ``info["total_clicks"]``: the episode's so far).
     """
 
     metadata = {"render_modes": []}
@@ -187,13 +188,15 @@ class LoggedEnv(gym.Env):
         self._items[t], self._rewards[t] = item, reward
         self._turn = t + 1
         self._cum_reward += reward
-        self._clicks += int(reward >= self.positive_threshold)
         terminated = left
         truncated = not left and self._turn >= self.world.max_turn
         self._done = terminated or truncated
+        click = int(reward >= self.positive_threshold)
+        self._clicks += click
+        # clicks / ctr are this step's (one item per page), as RecSim-v0 reports them and dl.evaluate sums them
         info = {"user": self._user, "item": item, "left": left, "turn": self._turn,
                 "reward_normalised": float(self.world.normalise(reward)), "cum_reward": self._cum_reward,
-                "clicks": self._clicks, "ctr": self._clicks / self._turn}
+                "clicks": click, "ctr": float(click), "total_clicks": self._clicks}
         return self._observation(), reward, terminated, truncated, info
 
 
@@ -311,7 +314,7 @@ def _rollout(env: LoggedEnv, choose: Callable[[np.ndarray, np.ndarray, np.ndarra
         items = np.zeros((b, world.max_turn), dtype=np.int64)
         rewards = np.zeros((b, world.max_turn))
         alive = np.ones(b, dtype=bool)
-        length, returns, clicks, left = np.zeros(b, int), np.zeros(b), np.zeros(b, int), np.zeros(b, bool)
+        length, returns, clicks, left = np.zeros(b, np.int64), np.zeros(b), np.zeros(b, np.int64), np.zeros(b, bool)
         for t in range(world.max_turn):
             live = np.flatnonzero(alive)
             if len(live) == 0:
@@ -325,8 +328,9 @@ def _rollout(env: LoggedEnv, choose: Callable[[np.ndarray, np.ndarray, np.ndarra
             clicks[live] += r >= env.positive_threshold
             left[live] = leaving
             alive[live] = ~leaving
-        tables.append(pd.DataFrame({"episode": np.arange(first, first + b), "user": users, "length": length,
-                                    "return": returns, "clicks": clicks, "left": left}))
+        tables.append(pd.DataFrame({"episode": np.arange(first, first + b), "user": users, "return": returns,
+                                    "length": length, "clicks": clicks, "terminated": left, "truncated": ~left,
+                                    "ctr": clicks / length}))
     return pd.concat(tables, ignore_index=True)
 
 
