@@ -21,6 +21,7 @@ from .diffusion import (
 )
 from .gaussian import GaussianPolicy
 from . import timing
+from . import exercises
 from .training import train_behavior_cloning
 from .utils import PRESETS, default_device, environment_report, resolve_preset, set_seed
 
@@ -33,5 +34,5 @@ __all__ = [
     "LoggedData", "find_dataset", "load_logged", "write_synthetic_coat", "LoggedWorld", "build_world",
     "LoggedEnv", "logged_dataset", "evaluate_logged", "random_policy_rollout",
     "DAC4Rec", "DAC4RecConfig", "EnergyModel", "EnergyGuidance", "train_energy", "support_actions", "OfflineAgent", "TrainingDivergedError", "train_behavior_cloning",
-    "PRESETS", "resolve_preset", "set_seed", "default_device", "environment_report",
+    "PRESETS", "resolve_preset", "set_seed", "default_device", "environment_report", "exercises",
 ]
