@@ -42,7 +42,9 @@ class MatrixFactorization(nn.Module):
         for start in range(0, self.user_factors.shape[0], chunk):
             p, b = self.user_factors[start:start + chunk], self.user_bias[start:start + chunk]
             block = self.mean + b[:, None] + self.item_bias[None, :] + p @ self.item_factors.T
-            rows.append(block.clamp(min=low, max=high).float().cpu().numpy())
+            if low is not None or high is not None:
+                block = block.clamp(min=low, max=high)
+            rows.append(block.float().cpu().numpy())
         return np.concatenate(rows)
 
 
@@ -61,9 +63,9 @@ def fit_matrix_factorization(
     """Fit ``MatrixFactorization`` on the ``user, item, reward`` columns of ``log``; same seed, same model."""
     if len(log) == 0:
         raise ValueError("the log is empty: the user model needs at least one (user, item, reward) row.")
-    users = torch.as_tensor(log["user"].to_numpy(), dtype=torch.long)
-    items = torch.as_tensor(log["item"].to_numpy(), dtype=torch.long)
-    rewards = torch.as_tensor(log["reward"].to_numpy(), dtype=torch.float32)
+    users = torch.tensor(log["user"].to_numpy(), dtype=torch.long)
+    items = torch.tensor(log["item"].to_numpy(), dtype=torch.long)
+    rewards = torch.tensor(log["reward"].to_numpy(), dtype=torch.float32)
     model = MatrixFactorization(n_users, n_items, dim, mean=float(rewards.mean()), seed=seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     generator = torch.Generator().manual_seed(seed)
