@@ -1,0 +1,604 @@
+"""The exercise checkers: the reference solutions pass in strict mode, and every typical wrong answer fails with
+its own diagnosis (written here as a student would write it, independently of the checkers' catalogue).
+
+The exercise notebooks run twice (marker ``notebooks``): with the solutions injected, where every check is strict,
+and blank, where each exercise must end with the friendly "not implemented yet" and no error."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+import torch
+
+import dac4rec_lite as dl
+from dac4rec_lite import exercises as ex
+from dac4rec_lite.exercises import solutions as S
+
+torch.set_num_threads(1)
+
+ROOT = Path(__file__).resolve().parent.parent
+EXERCISE_NOTEBOOKS = sorted((ROOT / "notebooks" / "exercises").glob("*.ipynb"))
+NAMES = list(ex.EXERCISES)
+
+
+def fails(name: str, fn, reason: str, *phrases: str) -> str:
+    """Assert that the check of ``name`` rejects ``fn`` with ``reason`` and a message containing ``phrases``."""
+    with pytest.raises(ex.ExerciseFailed) as info:
+        getattr(ex, f"check_{name}")(fn, strict=True)
+    message = str(info.value)
+    assert info.value.reason == reason, f"expected {reason!r}, got {info.value.reason!r}:\n{message}"
+    for phrase in phrases:
+        assert phrase in message, f"{phrase!r} not in:\n{message}"
+    return message
+
+
+# ----- the contract ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", NAMES)
+def test_reference_solution_passes_strict(name, capsys):
+    verdict = getattr(ex, f"check_{name}")(getattr(S, name), strict=True)
+    assert verdict and verdict.reason == "correct"
+    assert f"✓ {name}" in capsys.readouterr().out
+
+
+def test_every_contract_checker_exists():
+    contract = ["q_sample", "reverse_step", "bc_loss", "action_approximation", "td_target", "q_loss", "cep_loss",
+                "guided_eps", "select_action"]
+    assert NAMES == contract
+    assert all(callable(getattr(dl.exercises, f"check_{n}")) for n in contract)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_not_implemented_is_friendly(name, capsys):
+    def blank(*args):
+        raise NotImplementedError
+
+    verdict = getattr(ex, f"check_{name}")(blank)
+    out = capsys.readouterr().out
+    assert not verdict and verdict.reason == "not_implemented"
+    assert "not implemented yet" in out and "Traceback" not in out
+    with pytest.raises(ex.ExerciseFailed, match="not implemented yet"):
+        getattr(ex, f"check_{name}")(blank, strict=True)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_non_strict_prints_and_returns_false(name, capsys):
+    reference = getattr(S, name)
+
+    def off_by_a_little(*args):
+        return reference(*args) * 1.001
+
+    verdict = getattr(ex, f"check_{name}")(off_by_a_little)
+    assert not verdict
+    assert "not right yet" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_exceptions_nan_and_shapes_are_reported_in_words(name):
+    reference = getattr(S, name)
+
+    def raises(*args):
+        raise KeyError("oops")
+
+    def nan(*args):
+        return reference(*args) * float("nan")
+
+    def extra_dim(*args):
+        return reference(*args).unsqueeze(0)
+
+    message = fails(name, raises, "error", "raised KeyError", "It happened in your code at line")
+    assert "Traceback" not in message
+    fails(name, nan, "not_finite", "returned NaN")
+    fails(name, extra_dim, "shape", "Your result has shape")
+    fails(name, lambda *args: None, "returned_none", "forget the `return`")
+    fails(name, lambda *args: reference(*args).tolist(), "not_a_tensor", "return a torch.Tensor")
+    fails(name, lambda *args: reference(*args).double(), "dtype", "float32")
+
+
+def test_passing_the_result_instead_of_the_function():
+    fails("q_sample", 3.0, "not_callable", "Pass the function itself")
+
+
+def test_modifying_an_input_in_place_is_reported():
+    def q_sample(a0, i, noise, schedule):
+        ab = schedule.alphas_cumprod[i - 1].unsqueeze(1)
+        noise.mul_((1 - ab).sqrt())
+        return ab.sqrt() * a0 + noise
+
+    fails("q_sample", q_sample, "modified_input", "changed one of its input tensors in place")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_never_passes_a_small_perturbation(name):
+    """A wrong answer never passes: even a 0.1 % error in one row fails."""
+    reference = getattr(S, name)
+
+    def perturbed(*args):
+        out = reference(*args)
+        if out.dim() == 0:
+            return out * 1.001
+        bump = torch.zeros_like(out)
+        bump[-1] = 1e-3 * out.detach().abs().max() + 1e-3
+        return out + bump
+
+    with pytest.raises(ex.ExerciseFailed):
+        getattr(ex, f"check_{name}")(perturbed, strict=True)
+
+
+# ----- 1. q_sample ----------------------------------------------------------------------------------------
+
+def test_q_sample_zero_based():
+    def q_sample(a0, i, noise, schedule):
+        ab = schedule.alphas_cumprod[i].unsqueeze(1)
+        return ab.sqrt() * a0 + (1 - ab).sqrt() * noise
+
+    fails("q_sample", q_sample, "zero_based", "1-based", "alphas_cumprod[i - 1]")
+
+
+def test_q_sample_zero_based_index_error_at_step_n():
+    def q_sample(a0, i, noise, schedule):  # right at steps < N by luck, then out of range at N
+        ab = schedule.alphas_cumprod[torch.where(i < schedule.n_steps, i - 1, i)].unsqueeze(1)
+        return ab.sqrt() * a0 + (1 - ab).sqrt() * noise
+
+    fails("q_sample", q_sample, "zero_based", "Step N went past the end of a table")
+
+
+def test_q_sample_alpha_for_alpha_bar():
+    def q_sample(a0, i, noise, schedule):
+        a = schedule.alphas[i - 1].unsqueeze(1)
+        return a.sqrt() * a0 + (1 - a).sqrt() * noise
+
+    fails("q_sample", q_sample, "alpha_for_alpha_bar", "one-step α_i", "errata #3")
+
+
+def test_q_sample_sqrt_missing():
+    def both(a0, i, noise, schedule):
+        ab = schedule.alphas_cumprod[i - 1].unsqueeze(1)
+        return ab * a0 + (1 - ab) * noise
+
+    def noise_only(a0, i, noise, schedule):
+        ab = schedule.alphas_cumprod[i - 1].unsqueeze(1)
+        return ab.sqrt() * a0 + (1 - ab) * noise
+
+    fails("q_sample", both, "no_sqrt", "A square root is missing")
+    fails("q_sample", noise_only, "no_sqrt", "The noise's coefficient lacks its square root")
+
+
+def test_q_sample_sign_of_eps():
+    def q_sample(a0, i, noise, schedule):
+        ab = schedule.alphas_cumprod[i - 1].unsqueeze(1)
+        return ab.sqrt() * a0 - (1 - ab).sqrt() * noise
+
+    fails("q_sample", q_sample, "eps_sign", "The noise is subtracted")
+
+
+def test_q_sample_forgot_the_column():
+    def q_sample(a0, i, noise, schedule):
+        ab = schedule.alphas_cumprod[i - 1]
+        return ab.sqrt() * a0 + (1 - ab).sqrt() * noise
+
+    fails("q_sample", q_sample, "error", "must first become a column")
+
+
+# ----- 2. reverse_step ------------------------------------------------------------------------------------
+
+def _mean(a_i, i, eps, schedule):
+    beta, alpha, ab = schedule.betas[i - 1], schedule.alphas[i - 1], schedule.alphas_cumprod[i - 1]
+    return (a_i - beta / (1 - ab).sqrt() * eps) / alpha.sqrt()
+
+
+def test_reverse_step_noise_at_last_step():
+    def reverse_step(a_i, i, eps, z, schedule):
+        return _mean(a_i, i, eps, schedule) + schedule.betas[i - 1].sqrt() * z
+
+    fails("reverse_step", reverse_step, "noise_at_last_step", "only for i > 1")
+
+
+def test_reverse_step_zero_based():
+    def reverse_step(a_i, i, eps, z, schedule):
+        beta, alpha, ab = schedule.betas[i], schedule.alphas[i], schedule.alphas_cumprod[i]
+        mean = (a_i - beta / (1 - ab).sqrt() * eps) / alpha.sqrt()
+        return mean + beta.sqrt() * z if i > 1 else mean
+
+    fails("reverse_step", reverse_step, "zero_based", "1-based")
+
+
+def test_reverse_step_alpha_where_alpha_bar_belongs():
+    def reverse_step(a_i, i, eps, z, schedule):
+        beta, alpha = schedule.betas[i - 1], schedule.alphas[i - 1]
+        mean = (a_i - beta / (1 - alpha).sqrt() * eps) / alpha.sqrt()
+        return mean + beta.sqrt() * z if i > 1 else mean
+
+    fails("reverse_step", reverse_step, "alpha_for_alpha_bar", "β_i / √(1 − ᾱ_i)", "one-step α_i")
+
+
+def test_reverse_step_printed_eq7():
+    def reverse_step(a_i, i, eps, z, schedule):
+        beta, alpha = schedule.betas[i - 1], schedule.alphas[i - 1]
+        mean = a_i / alpha.sqrt() - beta / (alpha * (1 - alpha).sqrt()) * eps
+        return mean + beta.sqrt() * z if i > 1 else mean
+
+    fails("reverse_step", reverse_step, "printed_eq7", "Eq. 7's printed noise coefficient")
+
+
+def test_reverse_step_alpha_bar_in_the_leading_factor():
+    def reverse_step(a_i, i, eps, z, schedule):
+        beta, ab = schedule.betas[i - 1], schedule.alphas_cumprod[i - 1]
+        mean = (a_i - beta / (1 - ab).sqrt() * eps) / ab.sqrt()
+        return mean + beta.sqrt() * z if i > 1 else mean
+
+    fails("reverse_step", reverse_step, "alpha_bar_for_alpha", "leading factor is the one-step 1/√α_i")
+
+
+def test_reverse_step_sign_of_eps():
+    def reverse_step(a_i, i, eps, z, schedule):
+        beta, alpha, ab = schedule.betas[i - 1], schedule.alphas[i - 1], schedule.alphas_cumprod[i - 1]
+        mean = (a_i + beta / (1 - ab).sqrt() * eps) / alpha.sqrt()
+        return mean + beta.sqrt() * z if i > 1 else mean
+
+    fails("reverse_step", reverse_step, "eps_sign", "sign of the ε term is flipped")
+
+
+def test_reverse_step_sqrt_missing():
+    def in_the_mean(a_i, i, eps, z, schedule):
+        beta, alpha, ab = schedule.betas[i - 1], schedule.alphas[i - 1], schedule.alphas_cumprod[i - 1]
+        mean = (a_i - beta / (1 - ab) * eps) / alpha.sqrt()
+        return mean + beta.sqrt() * z if i > 1 else mean
+
+    def in_sigma(a_i, i, eps, z, schedule):
+        mean = _mean(a_i, i, eps, schedule)
+        return mean + schedule.betas[i - 1] * z if i > 1 else mean
+
+    fails("reverse_step", in_the_mean, "no_sqrt", "A square root is missing in the mean")
+    fails("reverse_step", in_sigma, "no_sqrt_sigma", "standard deviation is √β_i")
+
+
+def test_reverse_step_no_noise_and_posterior_variance():
+    def no_noise(a_i, i, eps, z, schedule):
+        return _mean(a_i, i, eps, schedule)
+
+    def posterior(a_i, i, eps, z, schedule):
+        beta, ab, abp = schedule.betas[i - 1], schedule.alphas_cumprod[i - 1], schedule.alphas_cumprod_prev[i - 1]
+        return _mean(a_i, i, eps, schedule) + (beta * (1 - abp) / (1 - ab)).sqrt() * z
+
+    fails("reverse_step", no_noise, "no_noise", "You never add the noise")
+    fails("reverse_step", posterior, "posterior_variance", "posterior variance", "variance=\"beta\"")
+
+
+# ----- 3. bc_loss -----------------------------------------------------------------------------------------
+
+def _a_i(action, i, noise, schedule, table="alphas_cumprod", shift=1):
+    ab = getattr(schedule, table)[i - shift].unsqueeze(1)
+    return ab.sqrt() * action + (1 - ab).sqrt() * noise
+
+
+def test_bc_loss_mistakes():
+    def zero_based(eps_model, state, action, i, noise, schedule):
+        return (noise - eps_model(state, _a_i(action, i, noise, schedule, shift=0), i)).pow(2).mean()
+
+    def alpha(eps_model, state, action, i, noise, schedule):
+        return (noise - eps_model(state, _a_i(action, i, noise, schedule, "alphas"), i)).pow(2).mean()
+
+    def target_action(eps_model, state, action, i, noise, schedule):
+        return (action - eps_model(state, _a_i(action, i, noise, schedule), i)).pow(2).mean()
+
+    def clean_input(eps_model, state, action, i, noise, schedule):
+        return (noise - eps_model(state, action, i)).pow(2).mean()
+
+    def summed(eps_model, state, action, i, noise, schedule):
+        return (noise - eps_model(state, _a_i(action, i, noise, schedule), i)).pow(2).sum(dim=1).mean()
+
+    def no_grad(eps_model, state, action, i, noise, schedule):
+        with torch.no_grad():
+            return (noise - eps_model(state, _a_i(action, i, noise, schedule), i)).pow(2).mean()
+
+    def per_row(eps_model, state, action, i, noise, schedule):
+        return (noise - eps_model(state, _a_i(action, i, noise, schedule), i)).pow(2).mean(dim=1)
+
+    def state_second(eps_model, state, action, i, noise, schedule):
+        return (noise - eps_model(_a_i(action, i, noise, schedule), state, i)).pow(2).mean()
+
+    def network_gets_index(eps_model, state, action, i, noise, schedule):
+        return (noise - eps_model(state, _a_i(action, i, noise, schedule), i - 1)).pow(2).mean()
+
+    fails("bc_loss", zero_based, "zero_based", "1-based")
+    fails("bc_loss", alpha, "alpha_for_alpha_bar", "one-step α_i")
+    fails("bc_loss", target_action, "target_is_action", "not with the clean action")
+    fails("bc_loss", clean_input, "clean_input", "must see the noisy action")
+    fails("bc_loss", summed, "sum_over_dims", "averages them")
+    fails("bc_loss", no_grad, "no_grad", "carries no gradient")
+    fails("bc_loss", per_row, "shape", "one loss per row")
+    fails("bc_loss", state_second, "network_call", "takes the state first")
+    fails("bc_loss", network_gets_index, "network_call", "networks take the 1-based steps i themselves")
+
+
+# ----- 4. action_approximation ----------------------------------------------------------------------------
+
+def test_action_approximation_mistakes():
+    def approx(eps_model, state, action, i, noise, schedule, *, table="alphas_cumprod", shift=1, sign=-1, true=False):
+        ab = getattr(schedule, table)[i - shift].unsqueeze(1)
+        a_i = ab.sqrt() * action + (1 - ab).sqrt() * noise
+        eps = noise if true else eps_model(state, a_i, i)
+        return (a_i + sign * (1 - ab).sqrt() * eps) / ab.sqrt()
+
+    def true_noise(*args):
+        return approx(*args, true=True)
+
+    def sign(*args):
+        return approx(*args, sign=+1)
+
+    def alpha(*args):
+        return approx(*args, table="alphas")
+
+    def zero_based(*args):
+        return approx(*args, shift=0)
+
+    def clipped(*args):
+        return approx(*args).clamp(-1, 1)
+
+    def detached(*args):
+        return approx(*args).detach()
+
+    def no_divide(eps_model, state, action, i, noise, schedule):
+        ab = schedule.alphas_cumprod[i - 1].unsqueeze(1)
+        a_i = ab.sqrt() * action + (1 - ab).sqrt() * noise
+        return a_i - (1 - ab).sqrt() * eps_model(state, a_i, i)
+
+    fails("action_approximation", true_noise, "true_noise", "instead of the network's prediction")
+    fails("action_approximation", sign, "eps_sign", "sign of ε_θ is flipped")
+    fails("action_approximation", alpha, "alpha_for_alpha_bar", "one-step α_i")
+    fails("action_approximation", zero_based, "zero_based", "1-based")
+    fails("action_approximation", clipped, "clipped", "Don't clip here")
+    fails("action_approximation", detached, "no_grad", "carries no gradient")
+    fails("action_approximation", no_divide, "no_divide", "forgot to divide by √ᾱ_i")
+
+
+# ----- 5. td_target ---------------------------------------------------------------------------------------
+
+def test_td_target_mistakes():
+    def target(reward, terminal, next_state, next_action, target_critic, gamma, combine=torch.min, mask=True):
+        with torch.no_grad():
+            q1, q2 = target_critic(next_state, next_action)
+            q = combine(q1, q2)
+            return reward + gamma * ((1 - terminal) if mask else 1) * q
+
+    def max_of_twins(*args):
+        return target(*args, combine=torch.max)
+
+    def no_mask(*args):
+        return target(*args, mask=False)
+
+    def average(*args):
+        return target(*args, combine=lambda a, b: (a + b) / 2)
+
+    def not_detached(reward, terminal, next_state, next_action, target_critic, gamma):
+        q1, q2 = target_critic(next_state, next_action)
+        return reward + gamma * (1 - terminal) * torch.min(q1, q2)
+
+    def inverted(reward, terminal, next_state, next_action, target_critic, gamma):
+        with torch.no_grad():
+            return reward + gamma * terminal * torch.min(*target_critic(next_state, next_action))
+
+    def squeezed(reward, terminal, next_state, next_action, target_critic, gamma):
+        with torch.no_grad():
+            return reward.squeeze(1) + gamma * (1 - terminal) * torch.min(*target_critic(next_state, next_action))
+
+    fails("td_target", max_of_twins, "max_of_twins", "min(Q′₁, Q′₂)", "over-estimates")
+    fails("td_target", no_mask, "no_terminal_mask", "no (1 − terminal) factor")
+    fails("td_target", average, "mean_of_twins", "averaged the twin critics")
+    fails("td_target", not_detached, "target_not_detached", "carries a gradient into the target network")
+    fails("td_target", inverted, "terminal_mask_inverted", "mask is inverted")
+    fails("td_target", squeezed, "shape", "(B, B) square")
+
+
+# ----- 6. q_loss ------------------------------------------------------------------------------------------
+
+def test_q_loss_mistakes():
+    def not_detached(critic, state, a0_hat):
+        q = torch.min(*critic(state, a0_hat))
+        return -q.mean() / q.abs().mean()
+
+    def max_of_twins(critic, state, a0_hat):
+        q = torch.max(*critic(state, a0_hat))
+        return -q.mean() / q.abs().mean().detach()
+
+    def wrong_sign(critic, state, a0_hat):
+        q = torch.min(*critic(state, a0_hat))
+        return q.mean() / q.abs().mean().detach()
+
+    def raw(critic, state, a0_hat):
+        return -torch.min(*critic(state, a0_hat)).mean()
+
+    def mean_q(critic, state, a0_hat):
+        q = torch.min(*critic(state, a0_hat))
+        return -q.mean() / q.mean().detach()
+
+    def detached_action(critic, state, a0_hat):
+        q = torch.min(*critic(state, a0_hat.detach()))
+        return -q.mean() / q.abs().mean().detach()
+
+    fails("q_loss", not_detached, "normaliser_not_detached", "normaliser mean|Q| is not detached", ".detach()")
+    fails("q_loss", max_of_twins, "max_of_twins", "pessimistic")
+    fails("q_loss", wrong_sign, "loss_sign", "sign is flipped")
+    fails("q_loss", raw, "not_normalised", "not normalised")
+    fails("q_loss", mean_q, "normaliser_mean_q", "mean of |Q|, not the mean of Q")
+    fails("q_loss", detached_action, "action_detached", "No gradient reaches â^0")
+
+
+# ----- 7. cep_loss ----------------------------------------------------------------------------------------
+
+def _cep(energy, state, supports, q, i, noise, schedule, beta, *, target_dim=1, model_dim=1, tile=False, noised=True):
+    b, k, d = supports.shape
+    steps = i.repeat_interleave(k)
+    ab = schedule.alphas_cumprod[steps - 1].unsqueeze(1)
+    flat = supports.reshape(b * k, d)
+    a_i = ab.sqrt() * flat + (1 - ab).sqrt() * noise.reshape(b * k, d) if noised else flat
+    states = state.repeat(k, 1) if tile else state.repeat_interleave(k, dim=0)
+    f = energy(states, a_i, steps).reshape(b, k)
+    return -(torch.softmax(beta * q, dim=target_dim) * torch.log_softmax(f, dim=model_dim)).sum(dim=1).mean()
+
+
+def test_cep_loss_mistakes():
+    fails("cep_loss", lambda *a: _cep(*a, target_dim=0, model_dim=0), "softmax_wrong_axis", "wrong axis", "dim=1")
+    fails("cep_loss", lambda *a: _cep(*a, target_dim=0), "softmax_wrong_axis", "wrong axis")
+    fails("cep_loss", lambda *a: _cep(*a, tile=True), "states_tiled", "repeat_interleave")
+    fails("cep_loss", lambda *a: _cep(*a, noised=False), "clean_supports", "*noised* supports")
+
+    def no_beta(energy, state, supports, q, i, noise, schedule, beta):
+        return _cep(energy, state, supports, q, i, noise, schedule, 1.0)
+
+    def swapped(energy, state, supports, q, i, noise, schedule, beta):
+        b, k, d = supports.shape
+        steps = i.repeat_interleave(k)
+        ab = schedule.alphas_cumprod[steps - 1].unsqueeze(1)
+        a_i = ab.sqrt() * supports.reshape(b * k, d) + (1 - ab).sqrt() * noise.reshape(b * k, d)
+        f = energy(state.repeat_interleave(k, dim=0), a_i, steps).reshape(b, k)
+        return -(torch.softmax(f, dim=1) * torch.log_softmax(beta * q, dim=1)).sum(dim=1).mean()
+
+    fails("cep_loss", no_beta, "no_beta", "inverse temperature β is missing")
+    fails("cep_loss", swapped, "roles_swapped", "roles are swapped")
+    fails("cep_loss", lambda *a: -_cep(*a), "loss_sign", "sign is flipped")
+
+
+# ----- 8. guided_eps --------------------------------------------------------------------------------------
+
+def _guided(eps_model, energy, state, a_i, i, scale, schedule, *, sign=-1, sqrt=True, mean=False):
+    a = a_i.detach().requires_grad_(True)
+    f = energy(state, a, i)
+    grad = torch.autograd.grad(f.mean() if mean else f.sum(), a)[0]
+    ab = schedule.alphas_cumprod[i - 1].unsqueeze(1)
+    return eps_model(state, a_i, i) + sign * ((1 - ab).sqrt() if sqrt else 1 - ab) * scale * grad
+
+
+def test_guided_eps_mistakes():
+    fails("guided_eps", lambda *a: _guided(*a, sign=+1), "guidance_sign", "guidance sign is flipped")
+    fails("guided_eps", lambda *a: _guided(*a, sqrt=False), "no_sqrt", "square root is missing")
+    fails("guided_eps", lambda *a: _guided(*a, mean=True), "gradient_of_mean", "f.sum()")
+
+    def no_factor(eps_model, energy, state, a_i, i, scale, schedule):
+        a = a_i.detach().requires_grad_(True)
+        return eps_model(state, a_i, i) - scale * torch.autograd.grad(energy(state, a, i).sum(), a)[0]
+
+    def no_scale(eps_model, energy, state, a_i, i, scale, schedule):
+        return _guided(eps_model, energy, state, a_i, i, 1.0, schedule)
+
+    def no_leaf(eps_model, energy, state, a_i, i, scale, schedule):
+        grad = torch.autograd.grad(energy(state, a_i, i).sum(), a_i)[0]
+        return eps_model(state, a_i, i) - (1 - schedule.alphas_cumprod[i - 1].unsqueeze(1)).sqrt() * scale * grad
+
+    fails("guided_eps", no_factor, "no_noise_scale", "factor √(1 − ᾱ_i) is missing")
+    fails("guided_eps", no_scale, "scale_ignored", "`scale` is not used")
+    fails("guided_eps", no_leaf, "no_requires_grad", "a_i.detach().requires_grad_(True)")
+
+
+# ----- 9. select_action -----------------------------------------------------------------------------------
+
+def _select(q1, q2, candidates, temperature, generator, *, combine=torch.min, axis=1, argmin=False):
+    q = combine(q1, q2)
+    if temperature is None:
+        choice = q.argmin(dim=1) if argmin else q.argmax(dim=1)
+    else:
+        choice = torch.multinomial(torch.softmax(q / temperature, dim=axis), 1, generator=generator).squeeze(1)
+    return candidates[torch.arange(candidates.shape[0]), choice]
+
+
+def test_select_action_mistakes():
+    fails("select_action", lambda *a: _select(*a, axis=0), "softmax_wrong_axis", "wrong axis", "dim=1")
+    fails("select_action", lambda *a: _select(*a, combine=torch.max), "max_of_twins", "min(Q₁, Q₂)")
+    fails("select_action", lambda *a: _select(*a, argmin=True), "argmin", "highest Q")
+
+    def multiplied(q1, q2, candidates, temperature, generator):
+        t = None if temperature is None else 1 / temperature
+        return _select(q1, q2, candidates, t, generator)
+
+    def global_rng(q1, q2, candidates, temperature, generator):
+        return _select(q1, q2, candidates, temperature, None)
+
+    def indices(q1, q2, candidates, temperature, generator):
+        return torch.min(q1, q2).argmax(dim=1)
+
+    fails("select_action", multiplied, "temperature_multiplied", "Divide by the temperature")
+    fails("select_action", global_rng, "generator_ignored", "generator=generator")
+    fails("select_action", indices, "shape", "not their indices")
+
+
+# ----- hints and injection --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", NAMES)
+def test_hints_reveal_one_at_a_time(name):
+    box = ex.hints(name)
+    button, shown = box.children
+    assert shown.value == ""
+    for k in range(1, len(ex.HINTS[name]) + 1):
+        button.click()
+        assert f"Hint {k}." in shown.value and f"Hint {k + 1}." not in shown.value
+    assert button.disabled
+
+
+def test_inject_swaps_in_the_solution_by_name():
+    def q_sample(a0, i, noise, schedule):
+        raise NotImplementedError
+
+    assert ex.inject(q_sample, False) is q_sample
+    assert ex.inject(q_sample, True) is S.q_sample
+    with pytest.raises(ValueError, match="not an exercise"):
+        ex.inject(lambda: None, True)
+
+
+# ----- the exercise notebooks, run both ways ---------------------------------------------------------------
+
+def test_exercise_notebooks_cover_every_exercise():
+    assert EXERCISE_NOTEBOOKS, "no notebooks in notebooks/exercises/"
+    sources = "\n".join(c.source for nb in EXERCISE_NOTEBOOKS for c in nbformat.read(nb, 4).cells if c.cell_type == "code")
+    for name in NAMES:
+        assert f"def {name}(" in sources and f"check_{name}(" in sources and f'hints("{name}")' in sources
+
+
+@pytest.mark.parametrize("nb_path", EXERCISE_NOTEBOOKS, ids=lambda p: p.name)
+def test_exercise_notebook_is_blank_and_tagged(nb_path):
+    nb = nbformat.read(nb_path, 4)
+    params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert params and "INJECT_SOLUTIONS = False" in params[0].source
+    bodies = [c.source for c in nb.cells if c.cell_type == "code" and "# YOUR CODE HERE" in c.source]
+    assert bodies and all("raise NotImplementedError" in b for b in bodies)
+    assert "solutions." not in "".join(c.source for c in nb.cells), "solutions must stay out of the notebooks"
+
+
+@pytest.mark.notebooks
+@pytest.mark.parametrize("inject", [True, False], ids=["solutions", "blank"])
+@pytest.mark.parametrize("nb_path", EXERCISE_NOTEBOOKS, ids=lambda p: p.name)
+def test_exercise_notebook_executes(nb_path, inject, tmp_path, monkeypatch):
+    import papermill as pm
+
+    monkeypatch.setenv("DAC4REC_PRESET", "tiny")
+    out = tmp_path / nb_path.name
+    pm.execute_notebook(str(nb_path), str(out), parameters={"PRESET": "tiny", "INJECT_SOLUTIONS": inject},
+                        kernel_name="dac4rec-lite", cwd=str(nb_path.parent), execution_timeout=300, progress_bar=False)
+    nb = nbformat.read(out, 4)
+    texts = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    assert not [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
+    names = [n for n in NAMES if f"check_{n}(" in "".join(c.source for c in nb.cells)]
+    for name in names:
+        if inject:
+            assert f"✓ {name}" in texts
+        else:
+            assert f"… {name}" in texts and "not implemented yet" in texts
+    assert "Traceback" not in texts
+
+
+def test_critic_cases_make_the_twins_cross_and_q_take_both_signs():
+    """Without this, min(Q1, Q2) would equal one twin everywhere and a single-critic answer could pass."""
+    from dac4rec_lite.exercises import checks
+
+    for make in checks.TD_TARGET.cases:
+        _, _, next_state, next_action, critic, _ = make().args
+        q1, q2 = critic(next_state, next_action)
+        assert 0 < float((q1 < q2).float().mean()) < 1
+    signs = []
+    for make in checks.Q_LOSS.cases:
+        critic, state, approx = make().args
+        q1, q2 = critic(state, approx)
+        assert 0 < float((q1 < q2).float().mean()) < 1
+        signs.append(float((torch.min(q1, q2) > 0).float().mean()))
+    assert 0 < signs[0] < 1 and signs[1] == 1.0
