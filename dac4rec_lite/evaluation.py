@@ -7,6 +7,10 @@ Two kinds of policy are accepted everywhere:
 * a scripted policy from :mod:`dac4rec_lite.envs.policies`, called as ``policy(obs, users, rng)``, which may
   also read the simulator's hidden user state (the "privileged" experts).
 
+An agent with per-episode memory (``DecisionTransformer``) also has ``begin_episodes(n)`` and
+``observe_rewards(rewards, done)``: rollouts call the first before an episode batch's first page and the
+second after every page, with the rewards and done flags of the rows that just acted (in ``act``'s order).
+
 On RecSim-v0 (any env whose ``unwrapped`` has a batched ``simulator``) all episodes run side by side in
 numpy batches, which evaluates thousands of users in seconds. Other gymnasium environments are stepped one
 episode at a time; they must report ``info["clicks"]`` (and optionally ``info["ctr"]``) for CTR.
@@ -30,7 +34,7 @@ from tqdm.auto import tqdm
 
 from .data.dataset import OfflineDataset
 
-__all__ = ["collect", "collect_mixture", "evaluate", "rollout", "summarise_episodes", "ctr_by_length", "LENGTH_BUCKETS"]
+__all__ = ["collect", "collect_mixture", "evaluate", "trace_episode", "rollout", "summarise_episodes", "ctr_by_length", "LENGTH_BUCKETS"]
 
 LENGTH_BUCKETS = ((11, 20), (21, 30), (31, None))  # the paper's Table 3 interaction-length buckets
 
@@ -45,6 +49,8 @@ def _as_policy(policy: Any, seed: int) -> ScriptedPolicy:
         def agent_policy(obs: np.ndarray, users: Any, rng: np.random.Generator) -> np.ndarray:
             return np.asarray(policy.act(obs, generator=generator), dtype=np.float64)
 
+        episodic = hasattr(policy, "begin_episodes") and hasattr(policy, "observe_rewards")
+        agent_policy.episodic = policy if episodic else None  # told where episodes begin and what each page earned
         return agent_policy
     if callable(policy):
         return policy
@@ -87,6 +93,9 @@ def _batched_rollout(simulator, act: ScriptedPolicy, n_episodes: int, seed: int,
         n = min(batch_size, n_episodes - first)
         users = simulator.new_users(n, rng)
         active = np.arange(n)
+        episodic = getattr(act, "episodic", None)
+        if episodic is not None:
+            episodic.begin_episodes(n)
         returns, lengths, clicks = np.zeros(n), np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
         terminated, truncated = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
         while len(active):
@@ -110,6 +119,8 @@ def _batched_rollout(simulator, act: ScriptedPolicy, n_episodes: int, seed: int,
             terminated[active] |= out["left"]
             truncated[active] |= out["truncated"]
             done = out["left"] | out["truncated"]
+            if episodic is not None:
+                episodic.observe_rewards(reward, done)
             bar.update(int(done.sum()))
             active = active[~done]
         episode_rows.append(pd.DataFrame({"episode": first + np.arange(n), "return": returns, "length": lengths,
@@ -137,6 +148,9 @@ def _sequential_rollout(env: gym.Env, act: ScriptedPolicy, n_episodes: int, seed
     episode_rows, step_rows, transitions = [], [], []
     for episode in tqdm(range(n_episodes), desc="episodes", disable=not progress, leave=False):
         obs, _ = env.reset(seed=seed + episode)
+        episodic = getattr(act, "episodic", None)
+        if episodic is not None:
+            episodic.begin_episodes(1)
         total, length, clicks, ctr_sum, done = 0.0, 0, 0, 0.0, False
         terminated = truncated = False
         while not done:
@@ -151,6 +165,8 @@ def _sequential_rollout(env: gym.Env, act: ScriptedPolicy, n_episodes: int, seed
             ctr_sum += info.get("ctr", np.nan)
             length += 1
             obs, done = next_obs, terminated or truncated
+            if episodic is not None:
+                episodic.observe_rewards(np.array([float(reward)]), np.array([done]))
         episode_rows.append({"episode": episode, "return": total, "length": length, "clicks": clicks,
                              "terminated": terminated, "truncated": truncated, "ctr": ctr_sum / length})
     result = {"episodes": pd.DataFrame(episode_rows),
@@ -227,3 +243,33 @@ def collect_mixture(env: gym.Env, n_episodes: int, seed: int = 0,
     parts = [rollout(env, SCRIPTED_POLICIES[name](), int(count), seed + 7919 * k, record=True, progress=progress)["transitions"]
              for k, (name, count) in enumerate(zip(components, shares)) if count > 0]
     return _dataset({key: np.concatenate([part[key] for part in parts]) for key in parts[0]})
+
+
+def trace_episode(env: gym.Env, policy: Any, seed: int = 0, max_pages: int | None = None) -> pd.DataFrame:
+    """Follow one RecSim-v0 user page by page under ``policy`` and record what the agent cannot see: one row
+    per page with ``page``, ``clicks``, ``ctr``, ``fatigue``, ``satisfaction``, ``leave_probability``,
+    ``interest_vs_preference`` (cos(s, p): how far the short-term interest has drifted from the long-term
+    taste), ``action_vs_preference`` (cos(action, p)), the page's ``items`` and ``left``/``truncated``.
+    The same ``seed`` gives the same user for every policy, so policies can be compared on one person."""
+    simulator = getattr(env.unwrapped, "simulator", None)
+    if simulator is None:
+        raise ValueError("trace_episode needs RecSim-v0 (it reads the simulator's hidden user state).")
+    act = _as_policy(policy, seed)
+    user_rng, rng = np.random.default_rng([seed, 0]), np.random.default_rng([seed, 1])
+    users = simulator.new_users(1, user_rng)
+    rows = []
+    limit = max_pages or simulator.config.max_pages
+    for page in range(1, limit + 1):
+        actions = simulator.check_actions(act(simulator.observe(users), users, rng), 1)
+        out = simulator.step(users, actions, rng)
+        p = users.preference[0]
+        rows.append({"page": page, "clicks": int(out["clicks"][0]), "ctr": float(out["ctr"][0]),
+                     "fatigue": float(users.fatigue[0]), "satisfaction": float(users.satisfaction[0]),
+                     "leave_probability": float(out["leave_probability"][0]),
+                     "interest_vs_preference": float(users.interest[0] @ p),
+                     "action_vs_preference": float(actions[0] @ p / max(np.linalg.norm(actions[0]), 1e-12)),
+                     "items": out["items"][0].tolist(), "left": bool(out["left"][0]),
+                     "truncated": bool(out["truncated"][0])})
+        if out["left"][0] or out["truncated"][0]:
+            break
+    return pd.DataFrame(rows)

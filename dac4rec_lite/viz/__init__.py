@@ -57,3 +57,17 @@ __all__ += [
 from .figures import sampler_tradeoff_figure  # noqa: E402
 
 __all__ += ["sampler_tradeoff_figure"]
+
+# notebook 06: the recommendation simulator
+from .recsim import (  # noqa: E402
+    ctr_by_length_figure,
+    item_map_figure,
+    metrics_figure,
+    metrics_table,
+    session_explorer,
+    session_figure,
+    session_traces,
+)
+
+__all__ += ["session_traces", "session_figure", "session_explorer", "metrics_table", "metrics_figure",
+            "ctr_by_length_figure", "item_map_figure"]

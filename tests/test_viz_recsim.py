@@ -1,0 +1,62 @@
+"""Notebook 06's figures and the session step-through panel."""
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import dac4rec_lite as dl
+from dac4rec_lite import viz
+from dac4rec_lite.evaluation import trace_episode
+
+
+@pytest.fixture(scope="module")
+def env():
+    return gym.make("dac4rec_lite/RecSim-v0")
+
+
+POLICIES = {"myopic": dl.envs.MyopicPolicy(), "expert": dl.envs.LongTermExpert()}
+
+
+def test_trace_follows_the_same_user_and_matches_the_simulator(env):
+    a, b = trace_episode(env, POLICIES["myopic"], seed=4), trace_episode(env, POLICIES["myopic"], seed=4)
+    assert a.drop(columns="items").equals(b.drop(columns="items"))
+    assert a["left"].iloc[-1] or a["truncated"].iloc[-1]
+    assert not a["left"].iloc[:-1].any()
+    assert (a["ctr"] == a["clicks"] / 10).all()
+    # the myopic policy pulls the interest onto what it shows: cos(s, p) moves away from its start
+    assert a["interest_vs_preference"].iloc[-1] != pytest.approx(a["interest_vs_preference"].iloc[0])
+    with pytest.raises(ValueError, match="RecSim"):
+        trace_episode(gym.make("CartPole-v1"), POLICIES["myopic"])
+
+
+def test_session_figure_has_a_line_per_policy_and_panel(env):
+    traces = viz.session_traces(env, POLICIES, seed=1)
+    fig = viz.session_figure(traces, page=3)
+    lines = [t for t in fig.data if t.mode == "lines+markers"]
+    assert len(lines) == 2 * 4
+    np.testing.assert_array_equal(lines[0].y, traces["myopic"]["clicks"].to_numpy())
+    assert len(fig.layout.shapes) == 4  # the page cursor in every panel
+
+
+def test_session_explorer_moves_with_its_sliders(env):
+    explorer = viz.session_explorer(env, POLICIES, seed=0)
+    before = [np.asarray(t.y).copy() for t in explorer.figure.data]
+    explorer.controls["page"].value = 3
+    assert "page 3" in explorer.message.value
+    assert explorer.figure.layout.shapes[0].x0 == 3
+    explorer.controls["user"].value = 9
+    after = [np.asarray(t.y) for t in explorer.figure.data]
+    assert len(before) != len(after) or any(len(x) != len(y) or not np.allclose(x, y) for x, y in zip(before, after))
+    assert explorer.controls["page"].max == max(len(t) for t in viz.session_traces(env, POLICIES, 9).values())
+
+
+def test_metrics_table_and_figures(env):
+    results = {name: dl.evaluate(env, p, 60, seed=0, progress=False) for name, p in POLICIES.items()}
+    table = viz.metrics_table(results)
+    assert table.loc["expert", "R_cumu"] == pytest.approx(results["expert"]["R_cumu"])
+    assert list(table.columns) == ["R_cumu", "R_avg", "Length", "CTR"]
+    assert len(viz.metrics_figure(results).data) == 3
+    assert len(viz.ctr_by_length_figure(results).data) == 2
+    fig = viz.item_map_figure(env, n_users=30)
+    assert len(fig.data[0].x) == env.unwrapped.config.n_items and len(fig.data[2].x) == 30
