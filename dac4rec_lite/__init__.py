@@ -5,13 +5,14 @@ Everything public is importable from here: ``import dac4rec_lite as dl``.
 __version__ = "0.1.0"
 
 from .agents import DAC4Rec, DAC4RecConfig, OfflineAgent, TrainingDivergedError
+from .agents import DDPG, SAC, TD3, TD3BC, BehaviorCloning, DecisionTransformer, TrajectoryWindows
 from .critics import TwinQ, ValueNetwork, soft_update
 from .data import CornerBandit, MultimodalBehavior, OfflineDataset
 from .encoders import GRUEncoder, IdentityEncoder, MLPEncoder, SASRecEncoder
 from . import envs
 from .envs import ObsLayout, RecSimConfig, RecSimEnv
 from .evaluation import collect, collect_mixture, evaluate
-from .data.logged import LoggedData, find_dataset, load_logged, write_synthetic_coat
+from .data.logged import LoggedData, coat_or_synthetic, find_dataset, load_logged, write_synthetic_coat
 from .data.logged_world import LoggedWorld, build_world
 from .envs.logged_env import LoggedEnv, evaluate_logged, logged_dataset, random_policy_rollout
 from .energy import EnergyGuidance, EnergyModel, support_actions, train_energy
@@ -31,8 +32,9 @@ __all__ = [
     "GaussianPolicy", "MultimodalBehavior", "CornerBandit", "OfflineDataset",
     "TwinQ", "ValueNetwork", "soft_update", "IdentityEncoder", "MLPEncoder", "GRUEncoder", "SASRecEncoder",
     "envs", "ObsLayout", "RecSimConfig", "RecSimEnv", "collect", "collect_mixture", "evaluate",
-    "LoggedData", "find_dataset", "load_logged", "write_synthetic_coat", "LoggedWorld", "build_world",
+    "LoggedData", "coat_or_synthetic", "find_dataset", "load_logged", "write_synthetic_coat", "LoggedWorld", "build_world",
     "LoggedEnv", "logged_dataset", "evaluate_logged", "random_policy_rollout",
     "DAC4Rec", "DAC4RecConfig", "EnergyModel", "EnergyGuidance", "train_energy", "support_actions", "OfflineAgent", "TrainingDivergedError", "train_behavior_cloning",
+    "DDPG", "TD3", "SAC", "BehaviorCloning", "TD3BC", "DecisionTransformer", "TrajectoryWindows",
     "PRESETS", "resolve_preset", "set_seed", "default_device", "environment_report", "exercises",
 ]

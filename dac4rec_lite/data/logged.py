@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,7 +36,7 @@ import pandas as pd
 
 __all__ = [
     "DATASETS", "LoggedData", "find_dataset", "load_logged", "load_coat", "load_movielens", "load_kuairec",
-    "load_kuairand", "load_yahoo", "read_dense_matrix", "write_synthetic_coat",
+    "load_kuairand", "load_yahoo", "read_dense_matrix", "write_synthetic_coat", "coat_or_synthetic",
 ]
 
 DATA_ENV_VAR = "DAC4REC_DATA"
@@ -611,3 +612,15 @@ def write_synthetic_coat(folder: str | os.PathLike[str], n_users: int = 290, n_i
         f"Synthetic data in Coat's file format, written by dac4rec_lite.write_synthetic_coat(seed={seed}); "
         "not the Coat dataset.\n")
     return folder
+
+
+def coat_or_synthetic(path: str | os.PathLike[str] | None = None, synthetic_folder: str | os.PathLike[str] | None = None,
+                      seed: int = 0) -> tuple[Path, bool]:
+    """Coat's folder (``path`` or ``$DAC4REC_DATA``, as ``find_dataset``) when it is there; otherwise a
+    synthetic stand-in in Coat's format written by ``write_synthetic_coat`` to ``synthetic_folder`` (default: a
+    new temporary folder). Returns ``(folder, is_synthetic)``; notebooks use it so they run without the files."""
+    try:
+        return find_dataset("coat", path), False
+    except FileNotFoundError:
+        folder = Path(synthetic_folder) if synthetic_folder is not None else Path(tempfile.mkdtemp(prefix="synthetic_coat_"))
+        return write_synthetic_coat(folder, seed=seed), True

@@ -27,6 +27,7 @@ reward matrix, a leave rule, a turn cap, and item embeddings for continuous acti
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,7 +36,7 @@ import torch
 from .logged import LoggedData
 from .user_model import fit_matrix_factorization
 
-__all__ = ["LEAVE_RULES", "LeaveRule", "LoggedWorld", "build_world", "item_embeddings_from_matrix"]
+__all__ = ["LEAVE_RULES", "LeaveRule", "LoggedWorld", "build_world", "replace_rule", "item_embeddings_from_matrix"]
 
 # EasyRL4Rec's defaults: (kind, leave_threshold, num_leave_compute). MovieLens-100k is not in EasyRL4Rec;
 # its threshold is ML-1M's scaled by √(943 / 6040), since distances grow with √(number of users).
@@ -120,13 +121,14 @@ class LoggedWorld:
                 "(KuaiRec: item_categories.csv; KuaiRand: video_features_basic_pure.csv). Put that file beside the "
                 "logs, or pass leave_rule='distance' with a leave_threshold."
             )
-        if self.rule.kind == "distance" and self.n_items <= _DENSE_DISTANCE_LIMIT:
+        if self.rule.kind == "distance" and self.n_items <= _DENSE_DISTANCE_LIMIT and self._squared_distances is None:
             columns = self.rewards.astype(np.float64)
             norms = (columns**2).sum(axis=0)
             gram = columns.T @ columns
             self._squared_distances = np.maximum(norms[:, None] + norms[None, :] - 2 * gram, 0.0).astype(np.float32)
         norms = np.linalg.norm(self.item_embeddings, axis=1, keepdims=True)
-        self._unit_embeddings = (self.item_embeddings / np.maximum(norms, 1e-12)).astype(np.float32)
+        if self._unit_embeddings is None:
+            self._unit_embeddings = (self.item_embeddings / np.maximum(norms, 1e-12)).astype(np.float32)
 
     @property
     def n_users(self) -> int:
@@ -225,3 +227,11 @@ def build_world(
     embeddings = item_embeddings_from_matrix(rewards, embedding_dim, seed)
     return LoggedWorld(data=data, rewards=rewards, rule=rule, item_embeddings=embeddings, env_users=env_users,
                        max_turn=max_turn, category_counts=categories)
+
+
+def replace_rule(world: LoggedWorld, **changes) -> LoggedWorld:
+    """The same world (reward matrix, embeddings, users) with a changed leave rule: ``kind``, ``threshold``,
+    ``window`` or ``exact_window``; the distance table is reused."""
+    rule = dataclasses.replace(world.rule, **changes)
+    return dataclasses.replace(world, rule=rule, _squared_distances=world._squared_distances,
+                               _unit_embeddings=world._unit_embeddings)

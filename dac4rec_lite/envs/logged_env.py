@@ -33,11 +33,11 @@ from gymnasium import spaces
 
 from ..data.dataset import OfflineDataset
 from ..data.logged import LoggedData, load_logged
-from ..data.logged_world import MAX_TURN, LoggedWorld, build_world
+from ..data.logged_world import MAX_TURN, LoggedWorld, build_world, replace_rule
 from .layout import ObsLayout
 
 __all__ = ["LoggedEnv", "logged_dataset", "evaluate_logged", "random_policy_rollout", "episode_metrics",
-           "register_logged_env", "ENV_ID"]
+           "leave_rule_sweep", "register_logged_env", "ENV_ID"]
 
 ENV_ID = "dac4rec_lite/Logged-v0"
 # A recommendation counts as a click (for CTR) when its reward reaches this value on the dataset's scale.
@@ -377,3 +377,18 @@ def evaluate_logged(env: gym.Env, agent, n_episodes: int = 1000, seed: int = 0, 
 
     episodes = _rollout(inner, choose, n_episodes, rng, batch_size)
     return {**episode_metrics(episodes), "episodes": episodes}
+
+
+def leave_rule_sweep(env: gym.Env, thresholds, n_episodes: int = 2000, seed: int = 0,
+                     exact_window: tuple[bool, ...] = (False, True)) -> pd.DataFrame:
+    """The uniform-random policy's Length and R_avg for each leave threshold, with EasyRL4Rec's window and the
+    exact one: how the leave rule shapes the episodes (the reward matrix and embeddings are shared)."""
+    inner = _unwrap(env)
+    rows = []
+    for exact in exact_window:
+        for threshold in thresholds:
+            world = replace_rule(inner.world, threshold=float(threshold), exact_window=exact)
+            result = random_policy_rollout(LoggedEnv(world=world, no_repeat=inner.no_repeat), n_episodes, seed)
+            rows.append({"threshold": float(threshold), "window": "exact" if exact else "EasyRL4Rec seq[t-k:t]",
+                         "Length": result["Length"], "R_avg": result["R_avg"], "R_cumu": result["R_cumu"]})
+    return pd.DataFrame(rows)
