@@ -50,7 +50,7 @@ class RecSimConfig:
     page_size: int = 10
     max_pages: int = 100
     window: int = 5
-    profile_dim: int = 8
+    profile_dim: int = 16
     profile_noise: float = 0.3
     catalogue_seed: int = 0
     initial_interest_noise: float = 0.9
