@@ -197,6 +197,24 @@ def test_kuairec_loader_uses_the_small_matrix_as_environment(tmp_path):
     assert data.item_categories == [(27, 9), (8,)]
 
 
+def test_kuairec_environment_pays_the_small_matrix_and_leaves_by_category(tmp_path):
+    data = load_kuairec(kuairec_folder(tmp_path))
+    env = LoggedEnv(data=data, user_model={"dim": 2, "epochs": 5}, window=4, progress=False)
+    users, items, values = data.observed_rewards
+    assert np.allclose(env.world.rewards[users, items], values)   # observed cells are the small matrix's
+    assert (env.world.rule.kind, env.world.rule.threshold, env.world.rule.window) == ("category", 1.0, 9)
+    assert {env.reset(seed=s)[1]["user"] for s in range(20)} <= set(data.env_users.tolist())
+    env.reset(seed=0)
+    # video 148 has categories (27, 9), video 183 has (8,): category 8 seen twice, then a third time: leave
+    assert not env.step_item(1)[2] and not env.step_item(1)[2]
+    assert env.step_item(1)[2]
+    kuairand = LoggedEnv(data=load_kuairand(kuairand_folder(tmp_path)), user_model={"dim": 2, "epochs": 5},
+                         window=4, progress=False)
+    kuairand.reset(seed=0)
+    assert not kuairand.step_item(0)[2] and not kuairand.step_item(1)[2]   # tags (2, 73) then (9,): no repeat
+    assert kuairand.step_item(0)[2]                                         # tag 2 again, threshold 0: leave
+
+
 def test_kuairec_loader_rejects_bad_columns_and_categories(tmp_path):
     folder = kuairec_folder(tmp_path)
     csv = folder / "data" / "small_matrix.csv"
