@@ -11,3 +11,9 @@ __all__ = ["ObsLayout", "RecSimConfig", "RecSimEnv", "RecSimulator", "UserBatch"
 
 if "dac4rec_lite/RecSim-v0" not in registry:
     register(id="dac4rec_lite/RecSim-v0", entry_point="dac4rec_lite.envs.recsim:RecSimEnv")
+
+from .logged_env import LoggedEnv, register_logged_env  # noqa: E402
+from .virtualtaobao import VirtualTaobao  # noqa: E402
+
+__all__ += ["LoggedEnv", "VirtualTaobao", "register_logged_env"]
+register_logged_env()
