@@ -3,11 +3,11 @@ reference policies."""
 from gymnasium.envs.registration import register, registry
 
 from .layout import ObsLayout
-from .policies import SCRIPTED_POLICIES, LongTermExpert, MixturePolicy, MyopicPolicy, NoisyExpert, RandomPolicy
+from .policies import SCRIPTED_POLICIES, LongTermExpert, MyopicPolicy, NoisyExpert, RandomPolicy
 from .recsim import RecSimConfig, RecSimEnv, RecSimulator, UserBatch
 
 __all__ = ["ObsLayout", "RecSimConfig", "RecSimEnv", "RecSimulator", "UserBatch", "RandomPolicy", "MyopicPolicy",
-           "LongTermExpert", "NoisyExpert", "MixturePolicy", "SCRIPTED_POLICIES"]
+           "LongTermExpert", "NoisyExpert", "SCRIPTED_POLICIES"]
 
 if "dac4rec_lite/RecSim-v0" not in registry:
     register(id="dac4rec_lite/RecSim-v0", entry_point="dac4rec_lite.envs.recsim:RecSimEnv")

@@ -12,7 +12,7 @@ import numpy as np
 
 from .recsim import UserBatch
 
-__all__ = ["RandomPolicy", "MyopicPolicy", "LongTermExpert", "NoisyExpert", "MixturePolicy", "SCRIPTED_POLICIES", "to_action_box"]
+__all__ = ["RandomPolicy", "MyopicPolicy", "LongTermExpert", "NoisyExpert", "SCRIPTED_POLICIES", "to_action_box"]
 
 
 def to_action_box(direction: np.ndarray) -> np.ndarray:
@@ -69,29 +69,3 @@ class NoisyExpert:
 
 
 SCRIPTED_POLICIES = {"random": RandomPolicy, "myopic": MyopicPolicy, "expert": LongTermExpert, "noisy_expert": NoisyExpert}
-
-
-@dataclass
-class MixturePolicy:
-    """The default logging policy: at every page each user is served by one component drawn at random
-    (equal weights unless given), so the logged actions at a state are a genuinely multimodal mixture —
-    short-term greed, a noisy long-term expert and noise — the regime the paper targets."""
-
-    components: tuple[str, ...] = ("myopic", "noisy_expert", "random")
-    weights: tuple[float, ...] | None = None
-    name: str = "mixture"
-
-    def __post_init__(self) -> None:
-        unknown = [c for c in self.components if c not in SCRIPTED_POLICIES]
-        if unknown or not self.components:
-            raise ValueError(f"components must be names among {sorted(SCRIPTED_POLICIES)}, got {self.components!r}.")
-        weights = np.ones(len(self.components)) if self.weights is None else np.asarray(self.weights, dtype=np.float64)
-        if weights.shape != (len(self.components),) or (weights < 0).any() or not weights.sum() > 0:
-            raise ValueError(f"weights must be {len(self.components)} non-negative numbers with a positive sum, got {self.weights!r}.")
-        self._probabilities = weights / weights.sum()
-        self._policies = [SCRIPTED_POLICIES[c]() for c in self.components]
-
-    def __call__(self, obs: np.ndarray, users: UserBatch, rng: np.random.Generator) -> np.ndarray:
-        choice = rng.choice(len(self._policies), size=len(users), p=self._probabilities)
-        actions = np.stack([policy(obs, users, rng) for policy in self._policies])
-        return actions[choice, np.arange(len(users))]
