@@ -5,6 +5,7 @@ Everything public is importable from here: ``import dac4rec_lite as dl``.
 __version__ = "0.1.0"
 
 from .agents import DAC4Rec, DAC4RecConfig, OfflineAgent, TrainingDivergedError
+from .agents import DDPG, SAC, TD3, TD3BC, BehaviorCloning, DecisionTransformer, TrajectoryWindows
 from .critics import TwinQ, ValueNetwork, soft_update
 from .data import CornerBandit, MultimodalBehavior, OfflineDataset
 from .encoders import GRUEncoder, IdentityEncoder, MLPEncoder, SASRecEncoder
@@ -34,5 +35,6 @@ __all__ = [
     "LoggedData", "coat_or_synthetic", "find_dataset", "load_logged", "write_synthetic_coat", "LoggedWorld", "build_world",
     "LoggedEnv", "logged_dataset", "evaluate_logged", "random_policy_rollout",
     "DAC4Rec", "DAC4RecConfig", "EnergyModel", "EnergyGuidance", "train_energy", "support_actions", "OfflineAgent", "TrainingDivergedError", "train_behavior_cloning",
+    "DDPG", "TD3", "SAC", "BehaviorCloning", "TD3BC", "DecisionTransformer", "TrajectoryWindows",
     "PRESETS", "resolve_preset", "set_seed", "default_device", "environment_report", "exercises",
 ]

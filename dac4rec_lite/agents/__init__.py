@@ -1,5 +1,13 @@
-"""Agents: DAC4Rec (Algorithm 1) and the shared offline-agent interface."""
+"""Agents: DAC4Rec (Algorithm 1), the backbones DDPG / TD3 / SAC (each ± diffusion, ± energy), the baselines
+(behaviour cloning, TD3+BC, Decision Transformer) and the shared offline-agent interface."""
 from .base import OfflineAgent, TrainingDivergedError
+from .backbones import DDPG, SAC, TD3, BackboneConfig, DDPGConfig, SACConfig, TD3Config
+from .baselines import BehaviorCloning, BehaviorCloningConfig, TD3BC, TD3BCConfig
 from .dac4rec import DAC4Rec, DAC4RecConfig
+from .decision_transformer import DecisionTransformer, DecisionTransformerConfig, TrajectoryWindows
+from .diffusion_actor import DiffusionActor
 
-__all__ = ["OfflineAgent", "TrainingDivergedError", "DAC4Rec", "DAC4RecConfig"]
+__all__ = ["OfflineAgent", "TrainingDivergedError", "DAC4Rec", "DAC4RecConfig", "DiffusionActor",
+           "DDPG", "TD3", "SAC", "BackboneConfig", "DDPGConfig", "TD3Config", "SACConfig",
+           "BehaviorCloning", "BehaviorCloningConfig", "TD3BC", "TD3BCConfig",
+           "DecisionTransformer", "DecisionTransformerConfig", "TrajectoryWindows"]

@@ -17,7 +17,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-__all__ = ["OfflineAgent", "TrainingDivergedError", "BATCH_KEYS"]
+from ..encoders import as_layout, make_encoder
+
+__all__ = ["OfflineAgent", "TrainingDivergedError", "BATCH_KEYS", "encoder_config"]
 
 BATCH_KEYS = ("observations", "actions", "rewards", "next_observations", "terminals")
 CHECKPOINT_FORMAT = "dac4rec_lite-agent-v1"
@@ -25,6 +27,21 @@ CHECKPOINT_FORMAT = "dac4rec_lite-agent-v1"
 
 class TrainingDivergedError(RuntimeError):
     """Raised when a loss or a Q value becomes NaN/inf or |Q| passes its bound: training has blown up."""
+
+
+def encoder_config(encoder: str | nn.Module | None, kwargs: dict[str, Any]) -> tuple[str | None, nn.Module | None]:
+    """How an agent records its ``encoder`` argument in a config of plain values.
+
+    A name (None, "identity", "mlp", "gru", "sasrec") is kept; a module is recorded as ``"custom:<Class>"``
+    and returned apart (a checkpoint then needs the module passed again to load). An ``obs_layout`` in
+    ``kwargs`` (an ObsLayout) is replaced, in place, by its plain (profile_dim, window, step_dim) triple.
+    Returns ``(encoder name, custom module or None)``; build the module with ``OfflineAgent._build_encoder``."""
+    custom_encoder = encoder if isinstance(encoder, nn.Module) else None
+    if custom_encoder is not None:  # recorded by name: a checkpoint needs the module passed again to load
+        encoder = f"custom:{type(custom_encoder).__name__}"
+    if kwargs.get("obs_layout") is not None:  # an ObsLayout is stored as its plain triple
+        kwargs["obs_layout"] = dataclasses.astuple(as_layout(kwargs["obs_layout"]))
+    return encoder, custom_encoder
 
 
 class OfflineAgent:
@@ -38,6 +55,11 @@ class OfflineAgent:
         self.n_updates = 0
 
     # ----- networks and checkpoints ------------------------------------------------------------------
+    def _build_encoder(self, custom_encoder: nn.Module | None) -> nn.Module:
+        """The observation encoder named by the config (or the custom module from ``encoder_config``)."""
+        cfg = self.config
+        return make_encoder(custom_encoder if custom_encoder is not None else cfg.encoder, cfg.obs_dim, cfg.obs_layout)
+
     def _modules_to_save(self) -> dict[str, nn.Module]:
         raise NotImplementedError
 

@@ -30,18 +30,17 @@ L_d + λ L_q the ε-network shifts â⁰ away from the behaviour's by an amount 
 from __future__ import annotations
 
 import copy
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass
 
-import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..critics import TwinQ, ValueNetwork, soft_update
-from ..diffusion import SAMPLERS, DiffusionPolicy, VPSchedule
-from ..energy import ENERGY_METHODS, EnergyGuidance, EnergyModel, train_energy
-from ..encoders import as_layout, make_encoder
-from .base import OfflineAgent, select_candidates
+from ..diffusion import SAMPLERS
+from ..energy import ENERGY_METHODS
+from .base import OfflineAgent, encoder_config
+from .diffusion_actor import DiffusionActor
 
 __all__ = ["DAC4Rec", "DAC4RecConfig", "POLICY_IMPROVEMENTS"]
 
@@ -130,7 +129,7 @@ class DAC4RecConfig:
             raise ValueError("energy_steps must be >= 1, energy_beta > 0 and energy_scale >= 0.")
 
 
-class DAC4Rec(OfflineAgent):
+class DAC4Rec(DiffusionActor, OfflineAgent):
     """Diffusion-enhanced actor-critic for offline RL recommendation (Algorithm 1).
 
     ``DAC4Rec(obs_dim, action_dim, n_steps=100, policy_improvement="direct" | "elbo" | "awr", q_weight=1.0,
@@ -139,29 +138,25 @@ class DAC4Rec(OfflineAgent):
 
     Networks: ``encoder`` (observation → state, trained by the critic loss only), ``policy`` μ_θ (a
     ``DiffusionPolicy``) and its target μ_θ′, ``critic`` (``TwinQ``) and its target, and ``value`` V(s)
-    for the ``awr``/``elbo`` advantage.
+    for the ``awr``/``elbo`` advantage. The diffusion actor's shared parts (action approximation, the direct
+    L_q, energy training and guided sampling) live in ``diffusion_actor.DiffusionActor``, which the
+    ``diffusion=True`` backbones (DDPG, TD3, SAC) reuse.
     """
 
     Config = DAC4RecConfig
 
     def __init__(self, obs_dim: int, action_dim: int, encoder: str | nn.Module | None = None, **kwargs) -> None:
-        custom_encoder = encoder if isinstance(encoder, nn.Module) else None
-        if custom_encoder is not None:  # recorded by name: a checkpoint needs the module passed again to load
-            encoder = f"custom:{type(custom_encoder).__name__}"
-        if kwargs.get("obs_layout") is not None:  # an ObsLayout is stored as its plain triple
-            kwargs["obs_layout"] = astuple(as_layout(kwargs["obs_layout"]))
+        encoder, custom_encoder = encoder_config(encoder, kwargs)
         config = DAC4RecConfig(obs_dim, action_dim, encoder=encoder, **kwargs)
         super().__init__(config)
         with torch.random.fork_rng(devices=[]):  # seeded initialisation that leaves the global RNG alone
             torch.manual_seed(config.seed)
-            self.encoder = make_encoder(custom_encoder if custom_encoder is not None else config.encoder, obs_dim, config.obs_layout)
+            self.encoder = self._build_encoder(custom_encoder)
             state_dim = self.encoder.out_dim
-            self.schedule = VPSchedule(config.n_steps, config.beta_min, config.beta_max)
-            self.policy = DiffusionPolicy(state_dim, action_dim, self.schedule, config.hidden_dim, config.max_action)
+            self._build_diffusion_policy(state_dim, action_dim)
             self.critic = TwinQ(state_dim, action_dim, config.hidden_dim, config.critic_layer_norm)
             self.value = ValueNetwork(state_dim, config.hidden_dim)
-            self.energy_model = EnergyModel(state_dim, action_dim, self.schedule, config.hidden_dim) if config.energy else None
-        self.energy_updates = 0  # f_ψ is only used by act() once it has been trained
+            self._build_energy_model(state_dim, action_dim)  # f_ψ is only used by act() once it has been trained
         self.target_policy = copy.deepcopy(self.policy).requires_grad_(False)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
         for module in self._modules_to_save().values():
@@ -191,12 +186,6 @@ class DAC4Rec(OfflineAgent):
         if self.energy_model is not None:
             modules["energy"] = self.energy_model
         return modules
-
-    def _extra_state(self) -> dict[str, int]:
-        return {"energy_updates": self.energy_updates}
-
-    def _load_extra_state(self, state: dict[str, int]) -> None:
-        self.energy_updates = int(state.get("energy_updates", 0))
 
     # ----- step 1a: policy evaluation ----------------------------------------------------------------
     @torch.no_grad()
@@ -263,44 +252,17 @@ class DAC4Rec(OfflineAgent):
         weights = torch.exp(advantage / (cfg.awr_temperature * scale)).clamp(max=cfg.awr_max_weight)
         return weights / weights.mean()
 
-    def denoise_dataset_action(self, state: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Lines 5–6: noise each dataset action once to a^i, i ~ U{1..N} (Eq. 13), and call ε_θ once.
-
-        Returns the per-row ε error ‖ε − ε_θ(a^i, s, i)‖² / action_dim (the integrand of L_d, Eq. 8, averaged
-        over action dimensions as ``DiffusionPolicy.loss`` does), the steps i (B,), and the action
-        approximation â⁰ = (a^i − √(1−ᾱ_i) ε_θ) / √ᾱ_i (Eq. 14) of the same draw, differentiable w.r.t. θ.
-        L_d and L_q share this one network pass, as in EDP (Kang et al. 2023), where the action approximation
-        comes from."""
-        error, steps, approx = self.policy.denoise_dataset_action(state, action, self.generator)  # Eq. 13–14
-        if self.config.clip_approximation and self.config.max_action is not None:
-            # The sampler clips every â⁰ to the action box (samplers.py), so this is the action the policy
-            # would play from a^i. Unclipped, L_q pulls â⁰ far outside: at i = N, (1−ᾱ_N)/ᾱ_N ≈ 150 turns a
-            # small ε shift into a huge action shift, and −Q (direct) keeps pushing along the critic's
-            # extrapolation where the sampler's clip makes it useless (corner bandit: median |â⁰| ≈ 37 at
-            # i = N), spending the gradient there instead of at the middle steps that pick the blob. Clipped,
-            # a row pushed past the box gets no more L_q gradient (only L_d's). EDP (sail-sg/edp) clips â⁰
-            # the same way. Corner bandit, 2000 updates: direct λ = 3 went from 3.70 (62 % on the best blob)
-            # to 4.50 (87 %), awr λ = 1 (unnormalised weights) from 4.32 to 4.72.
-            approx = approx.clamp(-self.config.max_action, self.config.max_action)
-        return error, steps, approx
-
     def policy_loss(self, state: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         """L_d(θ) + λ L_q(θ) (Eq. 9, line 7), with L_q chosen by ``policy_improvement``."""
         cfg = self.config
-        error, steps, approx = self.denoise_dataset_action(state, action)  # lines 5–6
+        error, steps, approx = self.denoise_dataset_action(state, action)  # lines 5–6 (DiffusionActor)
         bc_loss = error.mean()  # L_d, Eq. 8
         if cfg.q_weight == 0:  # pure behaviour cloning: no L_q to compute
             return bc_loss, {"bc_loss": bc_loss.item(), "q_loss": 0.0}
         extra: dict[str, float] = {}
         if cfg.policy_improvement == "direct":
-            # Eq. 15–16: −Q(s, â⁰), the gradient flowing through â⁰ into θ. Divided by the batch's mean |Q|
-            # (detached, as Diffusion-QL and EDP do) so that λ is scale-free: L_d is O(1) whatever the rewards.
-            self.critic.requires_grad_(False)  # the gradient must reach θ through â⁰, not the critic's weights
-            try:
-                q = self.critic.q_min(state, approx)
-            finally:
-                self.critic.requires_grad_(True)
-            q_loss = -q.mean() / q.abs().mean().detach().clamp(min=1e-6)
+            # Eq. 15–16: −Q(s, â⁰) / mean |Q|, the gradient flowing through â⁰ into θ (DiffusionActor).
+            q_loss, q = self.direct_q_loss(state, approx)
             # The normalised loss is ≈ −1 by construction; the raw Q of â⁰ is the curve worth watching.
             extra = {"q_approx_mean": q.mean().item()}
         elif cfg.policy_improvement == "elbo":
@@ -341,48 +303,9 @@ class DAC4Rec(OfflineAgent):
         self._guard(metrics, bound)
         return metrics
 
-    # ----- step 2: the energy model (energy=True) ----------------------------------------------------
-    def fit(self, dataset, steps: int, batch_size: int = 256, progress: bool = True, log_every: int = 1) -> pd.DataFrame:
-        """Algorithm 1: ``steps`` iterations of step 1 (critic + policy); then, with ``energy=True``, step 2:
-        ``energy_steps`` updates of f_ψ (``fit_energy``; its log is kept in ``self.energy_log``)."""
-        log = super().fit(dataset, steps, batch_size, progress, log_every)
-        if self.energy_model is not None:
-            self.fit_energy(dataset, progress=progress)
-        return log
-
-    def fit_energy(self, dataset, steps: int | None = None, progress: bool = True) -> pd.DataFrame:
-        """Algorithm 1 step 2 (lines 9–14): train f_ψ on supports from the trained policy, scored by the critic."""
-        if self.energy_model is None:
-            raise RuntimeError("this agent was built with energy=False; build it with energy=True to train f_ψ.")
-        cfg = self.config
-        steps = cfg.energy_steps if steps is None else steps
-        self.energy_log = train_energy(
-            self.energy_model, self.policy, self.critic, dataset, steps, n_support=cfg.n_support, beta=cfg.energy_beta,
-            method=cfg.energy_method, n_states=cfg.energy_states, encoder=self.encoder,
-            seed=cfg.seed + self.energy_updates, progress=progress,
-        )
-        self.energy_updates += steps
-        return self.energy_log
-
     # ----- acting ----------------------------------------------------------------------------------
-    def guidance(self) -> EnergyGuidance | None:
-        """Line 15: the energy guidance used by ``act`` (None when energy=False)."""
-        if self.energy_model is None:
-            return None
-        if self.energy_updates == 0:
-            raise RuntimeError("energy=True but f_ψ is untrained: call fit() (or fit_energy()) before act().")
-        return EnergyGuidance(self.energy_model, self.config.energy_scale)
-
+    # fit() then fit_energy() (Algorithm 1 step 2) and guidance() (line 15) come from DiffusionActor.
     def _act(self, obs: torch.Tensor, n_candidates: int, temperature: float | None,
              generator: torch.Generator | None) -> torch.Tensor:
         """Sample (energy-guided when energy=True, Eq. 24), then, with K > 1 candidates, select by Q (Eq. 21)."""
-        cfg = self.config
-        state = self.encoder(obs)
-        repeated = state.repeat_interleave(n_candidates, dim=0)
-        candidates = self.policy.sample(
-            repeated, guidance=self.guidance(), generator=generator, sampler=cfg.act_sampler,
-            n_sample_steps=cfg.act_sample_steps if cfg.act_sampler != "ddpm" else None)
-        if n_candidates == 1:
-            return candidates
-        q = self.critic.q_min(repeated, candidates)
-        return select_candidates(q, candidates, state.shape[0], temperature, generator)
+        return self.sample_actions(self.encoder(obs), n_candidates, temperature, generator)

@@ -1,0 +1,552 @@
+"""Offline DDPG, TD3 and SAC, each with the paper's two plug-ins (Sec. 4.7, Table 4).
+
+Every backbone is one actor-critic ``update`` (critic TD step, then an actor step, then the target networks),
+read top to bottom as in CleanRL. Two switches change what the actor is and how it acts:
+
+``diffusion=True`` — the actor becomes a ``DiffusionPolicy`` μ_θ trained by action approximation, the
+paper's plug-in (Eq. 13–15, ``DiffusionActor``): the backbone's actor loss −Q(s, π(s)) is replaced by
+L_d + λ L_q with L_q = −Q(s, â⁰) / mean|Q| (λ = ``q_weight``), â⁰ the one-step denoising of the dataset
+action. Next actions for the TD target come from the reverse chain.
+
+* DDPG + diffusion: one critic; a′ from the target policy μ_θ′.
+* TD3 + diffusion: twin critics; a′ from μ_θ′ plus TD3's clipped smoothing noise; L_q on Q₁; the actor (L_d
+  and L_q together) and every target network update every ``policy_delay`` critic steps.
+* SAC + diffusion: twin critics; a′ from the current μ_θ (SAC keeps no target actor); L_q on min(Q₁, Q₂).
+  SAC's entropy term drops out: the policy that L_q scores is the approximated policy μ̂_θ = N(â⁰, I) of
+  Eq. 19, whose entropy ½ d log(2πe) does not depend on θ. So the actor loss E[α log μ̂ − Q] is −Q plus a
+  constant, the soft TD target's −α log μ̂(a′|s′) is a constant offset of every Q (it changes no action's
+  rank), and the temperature α has nothing to adapt to: no α is learned. We score μ̂'s mean â⁰, its
+  reparameterised draw with the noise set to zero: the noise's scale (std 1, as wide as the action box) is
+  fixed, not learned, and would only query the critic far outside the box. What keeps SAC+Diffusion
+  stochastic is the diffusion policy itself, sampled by the reverse chain.
+
+``energy=True`` — the paper's energy plug-in, whose target is π*(a|s) ∝ exp(β Q(s, a)) μ(a|s) (Eq. 21):
+
+* diffusion actor: f_ψ is trained after the policy (Algorithm 1 step 2) and ``act`` samples by the
+  energy-guided reverse chain (Eq. 24), as ``DAC4Rec`` does.
+* Gaussian (SAC) or deterministic (DDPG, TD3) actor: there is no chain to guide, so ``act`` applies Eq. 21
+  directly to K = ``energy_candidates`` candidates per state — SAC: K draws of its Gaussian; DDPG/TD3: the
+  action plus K − 1 Gaussian perturbations of std ``energy_noise`` (clipped to the box) — and draws one
+  ∝ exp(β min Q) with β = ``energy_beta`` (temperature 1/β; an explicit ``temperature`` or
+  ``n_candidates`` passed to ``act`` overrides them).
+
+Without energy, ``act`` is greedy: DDPG/TD3 play μ(s), SAC plays its mean action, a diffusion actor one draw
+of the reverse chain; ``n_candidates`` > 1 then ranks candidates drawn as above by min Q (argmax, or a draw
+∝ exp(Q / temperature)).
+
+Offline, plain DDPG/TD3/SAC query the critic on actions the data never shows and follow its extrapolation
+error; nothing here corrects that (the paper's Tables 1–2 show them failing). TD3+BC (``baselines.py``) and
+the diffusion actor keep the policy near the data.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+from dataclasses import dataclass
+from typing import ClassVar, Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .._checks import check_matrix
+from ..critics import TwinQ, mlp, soft_update
+from ..diffusion import SAMPLERS, DiffusionPolicy
+from ..energy import ENERGY_METHODS
+from .base import OfflineAgent, encoder_config, select_candidates
+from .diffusion_actor import DiffusionActor
+
+__all__ = [
+    "BackboneConfig", "DDPGConfig", "TD3Config", "SACConfig", "DDPG", "TD3", "SAC",
+    "DeterministicActor", "TanhGaussianActor", "QNetwork", "LearnedTemperature",
+]
+
+
+# ----- networks ----------------------------------------------------------------------------------------
+class DeterministicActor(nn.Module):
+    """μ(s) = max_action · tanh(MLP(s)) (DDPG, TD3); unbounded (no tanh) when ``max_action`` is None."""
+
+    def __init__(self, state_dim: int, action_dim: int, hidden_dim: int = 256, max_action: float | None = 1.0) -> None:
+        super().__init__()
+        self.state_dim, self.action_dim, self.max_action = state_dim, action_dim, max_action
+        self.net = mlp(state_dim, action_dim, hidden_dim, n_hidden=2)
+
+    def forward(self, state: torch.Tensor) -> torch.Tensor:
+        out = self.net(check_matrix(state, "state", self.state_dim))
+        return out if self.max_action is None else self.max_action * torch.tanh(out)
+
+
+class TanhGaussianActor(nn.Module):
+    """SAC's policy: u ~ N(m(s), diag σ(s)²), a = max_action · tanh(u), with the change-of-variables
+    log-density log π(a|s) = log N(u) − Σ_j log(max_action (1 − tanh² u_j)) (Haarnoja et al. 2018, App. C).
+    Without a bound (``max_action=None``) a = u."""
+
+    LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
+
+    def __init__(self, state_dim: int, action_dim: int, hidden_dim: int = 256, max_action: float | None = 1.0) -> None:
+        super().__init__()
+        self.state_dim, self.action_dim, self.max_action = state_dim, action_dim, max_action
+        self.net = mlp(state_dim, 2 * action_dim, hidden_dim, n_hidden=2)
+
+    def distribution(self, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and standard deviation of u, each (B, action_dim)."""
+        mean, log_std = self.net(check_matrix(state, "state", self.state_dim)).chunk(2, dim=1)
+        return mean, log_std.clamp(self.LOG_STD_MIN, self.LOG_STD_MAX).exp()
+
+    def _squash(self, u: torch.Tensor) -> torch.Tensor:
+        return u if self.max_action is None else self.max_action * torch.tanh(u)
+
+    def mean_action(self, state: torch.Tensor) -> torch.Tensor:
+        """The deterministic action SAC is evaluated with: the squashed mean."""
+        return self._squash(self.distribution(state)[0])
+
+    def sample(self, state: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """A reparameterised draw (differentiable w.r.t. the weights) and its log-density, (B, d) and (B, 1)."""
+        mean, std = self.distribution(state)
+        noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        u = mean + std * noise
+        log_prob = (-0.5 * noise.pow(2) - std.log() - 0.5 * math.log(2 * math.pi)).sum(dim=1, keepdim=True)
+        if self.max_action is not None:
+            # log(1 − tanh² u) = 2 (log 2 − u − softplus(−2u)), the numerically stable form.
+            log_det = 2 * (math.log(2) - u - F.softplus(-2 * u)) + math.log(self.max_action)
+            log_prob = log_prob - log_det.sum(dim=1, keepdim=True)
+        return self._squash(u), log_prob
+
+
+class QNetwork(nn.Module):
+    """One critic Q_φ(s, a), (B, 1) (DDPG). ``q_min`` returns the same value, so code written for
+    ``TwinQ`` (ranking candidates, energy training) works with it unchanged."""
+
+    def __init__(self, state_dim: int, action_dim: int, hidden_dim: int = 256, layer_norm: bool = False) -> None:
+        super().__init__()
+        self.state_dim, self.action_dim = state_dim, action_dim
+        self.q = mlp(state_dim + action_dim, 1, hidden_dim, layer_norm=layer_norm)
+
+    def forward(self, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        check_matrix(state, "state", self.state_dim)
+        check_matrix(action, "action", self.action_dim)
+        if state.shape[0] != action.shape[0]:
+            raise ValueError(f"state has {state.shape[0]} rows but action has {action.shape[0]}.")
+        return self.q(torch.cat([state, action], dim=1))
+
+    def q_min(self, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        return self(state, action)
+
+
+class LearnedTemperature(nn.Module):
+    """SAC's entropy temperature α = exp(log α), learned so the policy's entropy tracks a target."""
+
+    def __init__(self, initial: float) -> None:
+        super().__init__()
+        self.log_alpha = nn.Parameter(torch.tensor(math.log(initial)))
+
+    @property
+    def alpha(self) -> torch.Tensor:
+        return self.log_alpha.exp()
+
+
+@contextlib.contextmanager
+def frozen(module: nn.Module) -> Iterator[None]:
+    """No gradients into ``module``'s weights inside the block (an actor loss must not train the critic)."""
+    module.requires_grad_(False)
+    try:
+        yield
+    finally:
+        module.requires_grad_(True)
+
+
+# ----- configs ---------------------------------------------------------------------------------------
+@dataclass
+class BackboneConfig:
+    """Hyper-parameters shared by DDPG, TD3 and SAC (plain values, saved beside the weights).
+
+    Network sizes and learning rates default to the usual 256 / 3e-4. The diffusion fields (``n_steps`` …
+    ``act_sample_steps``) and the energy fields mean what they mean for ``DAC4RecConfig``."""
+
+    obs_dim: int
+    action_dim: int
+    diffusion: bool = False          # actor = DiffusionPolicy trained by action approximation (Eq. 13–15)
+    energy: bool = False             # diffusion: guided sampling (Eq. 24); else Eq. 21 selection among K candidates
+    gamma: float = 0.99
+    tau: float = 0.005               # Polyak rate of every target network
+    encoder: str | None = None       # None/"identity", "mlp", "gru", "sasrec", or "custom:<Class>" for a module
+    obs_layout: tuple[int, int, int] | None = None  # (profile_dim, window, step_dim), needed by gru / sasrec
+    device: str = "cpu"
+    seed: int = 0
+    hidden_dim: int = 256
+    max_action: float | None = 1.0
+    actor_lr: float = 3e-4
+    critic_lr: float = 3e-4
+    grad_clip: float = 5.0           # max global gradient norm of each optimiser step (0 turns it off)
+    critic_layer_norm: bool = False
+    lr_decay: bool = True            # cosine-decay the learning rates to 0 over each fit()
+    q_bound: float | None = None     # |Q| above this stops training; None: 10 · max|r| / (1 − γ)
+    # diffusion=True
+    n_steps: int = 100
+    beta_min: float = 0.1
+    beta_max: float = 10.0
+    q_weight: float = 1.0            # λ: weight of L_q against L_d
+    clip_approximation: bool = True  # clip â⁰ to ±max_action before L_q
+    td_sampler: str = "ddpm"         # sampler of the TD target's next actions
+    td_sample_steps: int | None = None
+    act_sampler: str = "ddpm"
+    act_sample_steps: int | None = None
+    # energy=True with a diffusion actor: f_ψ (Algorithm 1 step 2), trained at the end of fit()
+    energy_steps: int = 1000
+    energy_method: str = "cep"
+    energy_beta: float = 3.0         # β of exp(β Q) (Eq. 21/23); also the selection's 1/temperature without diffusion
+    energy_scale: float = 1.0
+    n_support: int = 16
+    energy_states: int | None = 4096
+    # energy=True without diffusion: Eq. 21 selection
+    energy_candidates: int = 16      # K candidates per state
+    energy_noise: float = 0.1        # std of the K − 1 perturbations of a deterministic action (DDPG, TD3)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.gamma < 1:
+            raise ValueError(f"gamma must be in [0, 1), got {self.gamma}.")
+        if not 0 < self.tau <= 1:
+            raise ValueError(f"tau must be in (0, 1] (the Polyak rate of the target networks), got {self.tau}.")
+        if self.q_weight < 0:
+            raise ValueError(f"q_weight must be >= 0 (0 is pure behaviour cloning of the diffusion actor), got {self.q_weight}.")
+        if self.q_bound is not None and not self.q_bound > 0:
+            raise ValueError(f"q_bound must be positive or None (automatic), got {self.q_bound}.")
+        for sampler, steps in (("td_sampler", "td_sample_steps"), ("act_sampler", "act_sample_steps")):
+            if getattr(self, sampler) not in SAMPLERS:
+                raise ValueError(f"{sampler} must be one of {SAMPLERS}, got {getattr(self, sampler)!r}.")
+            k = getattr(self, steps)
+            if k is not None and (getattr(self, sampler) == "ddpm" or not 1 <= k <= self.n_steps):
+                raise ValueError(f"{steps}={k} needs {sampler}='ddim' or 'dpm' and a value in 1..n_steps={self.n_steps}.")
+        if self.energy_method not in ENERGY_METHODS:
+            raise ValueError(f"energy_method must be one of {ENERGY_METHODS}, got {self.energy_method!r}.")
+        if self.energy_steps < 1 or self.energy_beta <= 0 or self.energy_scale < 0:
+            raise ValueError("energy_steps must be >= 1, energy_beta > 0 and energy_scale >= 0.")
+        if self.energy_candidates < 2 or not self.energy_noise > 0:
+            raise ValueError("energy_candidates must be >= 2 and energy_noise > 0 (Eq. 21 selection needs a choice).")
+
+
+@dataclass
+class DDPGConfig(BackboneConfig):
+    """DDPG (Lillicrap et al. 2016): one critic, a deterministic actor, target networks."""
+
+
+@dataclass
+class TD3Config(BackboneConfig):
+    """TD3 (Fujimoto et al. 2018): twin critics, target policy smoothing, delayed actor updates."""
+
+    policy_noise: float = 0.2        # std of the smoothing noise on the target action (× max_action)
+    noise_clip: float = 0.5          # the smoothing noise is clipped to ±noise_clip (× max_action)
+    policy_delay: int = 2            # critic steps per actor (and target-network) step
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.policy_noise < 0 or self.noise_clip < 0 or self.policy_delay < 1:
+            raise ValueError("policy_noise and noise_clip must be >= 0 and policy_delay >= 1.")
+
+
+@dataclass
+class SACConfig(BackboneConfig):
+    """SAC (Haarnoja et al. 2018): twin critics, a tanh-Gaussian actor, entropy with a learned temperature."""
+
+    initial_temperature: float = 0.1  # α at the start
+    temperature_lr: float = 3e-4
+    target_entropy: float | None = None  # None: −action_dim (Haarnoja et al.'s heuristic)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.initial_temperature > 0 or not self.temperature_lr > 0:
+            raise ValueError("initial_temperature and temperature_lr must be positive.")
+
+
+# ----- the shared actor-critic loop -------------------------------------------------------------------
+class _ActorCritic(DiffusionActor, OfflineAgent):
+    """What DDPG, TD3 and SAC share: networks, the update loop, targets and acting. A subclass sets
+    ``Config`` and ``twin_critics`` and defines ``next_actions`` (the TD target's a′ and entropy bonus),
+    ``actor_q`` (the critic value its actor maximises) and, for a non-diffusion actor, ``plain_actor_loss``,
+    ``greedy_action`` and ``candidate_actions``."""
+
+    Config: ClassVar[type] = BackboneConfig
+    twin_critics: ClassVar[bool] = True
+    has_target_policy: ClassVar[bool] = True
+
+    def __init__(self, obs_dim: int, action_dim: int, encoder: str | nn.Module | None = None, **kwargs) -> None:
+        encoder, custom_encoder = encoder_config(encoder, kwargs)
+        config = self.Config(obs_dim, action_dim, encoder=encoder, **kwargs)
+        super().__init__(config)
+        with torch.random.fork_rng(devices=[]):  # seeded initialisation that leaves the global RNG alone
+            torch.manual_seed(config.seed)
+            self.encoder = self._build_encoder(custom_encoder)
+            state_dim = self.encoder.out_dim
+            if config.diffusion:
+                self._build_diffusion_policy(state_dim, action_dim)
+            else:
+                self.policy = self._build_actor(state_dim, action_dim)
+            critic_type = TwinQ if self.twin_critics else QNetwork
+            self.critic = critic_type(state_dim, action_dim, config.hidden_dim, config.critic_layer_norm)
+            if config.diffusion:
+                self._build_energy_model(state_dim, action_dim)
+            else:  # energy=True means Eq. 21 selection at act(): no f_ψ to train
+                self.energy_model, self.energy_updates = None, 0
+            self.temperature = self._build_temperature()
+        self.target_policy = copy.deepcopy(self.policy).requires_grad_(False) if self.has_target_policy else None
+        self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
+        for module in self._modules_to_save().values():
+            module.to(self.device)
+        self.actor_optimizer = torch.optim.Adam(self.policy.parameters(), lr=config.actor_lr)
+        self.critic_optimizer = torch.optim.Adam([*self.critic.parameters(), *self.encoder.parameters()], lr=config.critic_lr)
+        self.temperature_optimizer = (None if self.temperature is None else
+                                      torch.optim.Adam(self.temperature.parameters(), lr=config.temperature_lr))
+        self._reward_scale = 0.0  # running max |r|, for the default Q bound
+
+    # ----- pieces a subclass chooses ---------------------------------------------------------------------
+    def _build_actor(self, state_dim: int, action_dim: int) -> nn.Module:
+        return DeterministicActor(state_dim, action_dim, self.config.hidden_dim, self.config.max_action)
+
+    def _build_temperature(self) -> LearnedTemperature | None:
+        return None
+
+    @property
+    def policy_delay(self) -> int:
+        return 1
+
+    def actor_q(self, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """The critic value the actor maximises, (B, 1)."""
+        raise NotImplementedError
+
+    def next_actions(self, next_state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | float]:
+        """a′ for the TD target and the bonus added to Q′(s′, a′) (SAC's −α log π; 0 otherwise)."""
+        raise NotImplementedError
+
+    # ----- checkpoints -----------------------------------------------------------------------------------
+    def _modules_to_save(self) -> dict[str, nn.Module]:
+        modules = {"encoder": self.encoder, "policy": self.policy, "critic": self.critic, "target_critic": self.target_critic}
+        if self.target_policy is not None:
+            modules["target_policy"] = self.target_policy
+        if self.temperature is not None:
+            modules["temperature"] = self.temperature
+        if self.energy_model is not None:
+            modules["energy"] = self.energy_model
+        return modules
+
+    def _optimizers(self) -> list[torch.optim.Optimizer]:
+        return [self.actor_optimizer, self.critic_optimizer]
+
+    # ----- policy evaluation -----------------------------------------------------------------------------
+    def _sample_diffusion(self, policy: DiffusionPolicy, state: torch.Tensor) -> torch.Tensor:
+        """a′ ~ μ(· | s′) by the reverse chain (Eq. 7), with the config's TD sampler."""
+        cfg = self.config
+        return policy.sample(state, generator=self.generator, sampler=cfg.td_sampler,
+                             n_sample_steps=cfg.td_sample_steps if cfg.td_sampler != "ddpm" else None)
+
+    @torch.no_grad()
+    def td_target(self, next_state: torch.Tensor, rewards: torch.Tensor, terminals: torch.Tensor) -> torch.Tensor:
+        """y = r + γ (1 − terminal) (Q′(s′, a′) + bonus), Q′ the target critic (min of the twins for TD3/SAC).
+        A timeout is not a terminal: the log was cut, so the target still bootstraps."""
+        if bool((terminals >= 1).all()):  # nothing bootstraps (one-step episodes): skip drawing a′
+            return rewards.clone()
+        next_action, bonus = self.next_actions(next_state)
+        return rewards + self.config.gamma * (1 - terminals) * (self.target_critic.q_min(next_state, next_action) + bonus)
+
+    def update_critic(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        """One TD step of the critic(s) (and the encoder), every critic regressed on the same target."""
+        state = self.encoder(batch["observations"])
+        with torch.no_grad():
+            next_state = self.encoder(batch["next_observations"])
+        target = self.td_target(next_state, batch["rewards"], batch["terminals"])
+        out = self.critic(state, batch["actions"])
+        qs = out if isinstance(out, tuple) else (out,)
+        critic_loss = sum(F.mse_loss(q, target) for q in qs)
+        self._step(self.critic_optimizer, critic_loss, [*self.critic.parameters(), *self.encoder.parameters()])
+        return {"critic_loss": critic_loss.item(), "q_mean": qs[0].mean().item(),
+                "q_abs_max": max(q.abs().max().item() for q in qs), "target_mean": target.mean().item()}
+
+    # ----- policy improvement ----------------------------------------------------------------------------
+    def plain_actor_loss(self, state: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        """DDPG/TD3: −Q(s, μ(s)) (the deterministic policy gradient)."""
+        with frozen(self.critic):
+            q = self.actor_q(state, self.policy(state))
+        return -q.mean(), {}
+
+    def diffusion_actor_loss(self, state: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        """L_d + λ L_q with the action approximation (Eq. 8, 13–15): the plug-in that replaces the actor loss."""
+        error, _, approx = self.denoise_dataset_action(state, action)
+        bc_loss = error.mean()
+        if self.config.q_weight == 0:
+            return bc_loss, {"bc_loss": bc_loss.item()}
+        q_loss, q = self.direct_q_loss(state, approx, self.actor_q)
+        return bc_loss + self.config.q_weight * q_loss, {"bc_loss": bc_loss.item(), "q_approx_mean": q.mean().item()}
+
+    def update_actor(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        """One actor step (the encoder is not trained by it: the actor sees detached states)."""
+        with torch.no_grad():
+            state = self.encoder(batch["observations"])
+        if self.config.diffusion:
+            loss, metrics = self.diffusion_actor_loss(state, batch["actions"])
+        else:
+            loss, metrics = self.plain_actor_loss(state)
+        self._step(self.actor_optimizer, loss, list(self.policy.parameters()))
+        return {**metrics, "actor_loss": loss.item()}
+
+    def update_targets(self) -> None:
+        """Polyak-average the target critic(s) and, where there is one, the target actor."""
+        soft_update(self.target_critic, self.critic, self.config.tau)
+        if self.target_policy is not None:
+            soft_update(self.target_policy, self.policy, self.config.tau)
+
+    def _step(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor, params: list[torch.Tensor]) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.grad_clip > 0:
+            nn.utils.clip_grad_norm_(params, self.config.grad_clip)
+        optimizer.step()
+
+    def update(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        """Critic step; every ``policy_delay`` steps (1 except for TD3) an actor step and the target updates."""
+        batch = self._check_batch(batch)
+        self._reward_scale = max(self._reward_scale, batch["rewards"].abs().max().item())
+        metrics = self.update_critic(batch)
+        if self.n_updates % self.policy_delay == 0:
+            metrics.update(self.update_actor(batch))
+            self.update_targets()
+        self.n_updates += 1
+        bound = self.config.q_bound or 10 * max(self._reward_scale, 1e-3) / (1 - self.config.gamma)
+        self._guard(metrics, bound)
+        return metrics
+
+    # ----- acting ----------------------------------------------------------------------------------------
+    def greedy_action(self, state: torch.Tensor) -> torch.Tensor:
+        """The action played with one candidate and no energy (DDPG/TD3: μ(s))."""
+        return self.policy(state)
+
+    def candidate_actions(self, state: torch.Tensor, k: int, generator: torch.Generator | None) -> torch.Tensor:
+        """K candidates per state, (B·K, d) grouped state-major: DDPG/TD3 the action itself, then K − 1
+        perturbations of std ``energy_noise`` (× max_action) clipped to the box."""
+        cfg = self.config
+        action = self.policy(state).repeat_interleave(k, dim=0)
+        noise = torch.randn(action.shape, generator=generator, device=action.device, dtype=action.dtype)
+        noise = noise * cfg.energy_noise * (cfg.max_action or 1.0)
+        noise.view(-1, k, action.shape[1])[:, 0] = 0  # the first candidate of each state is the action itself
+        candidates = action + noise
+        return candidates if cfg.max_action is None else candidates.clamp(-cfg.max_action, cfg.max_action)
+
+    def _act(self, obs: torch.Tensor, n_candidates: int, temperature: float | None,
+             generator: torch.Generator | None) -> torch.Tensor:
+        """Diffusion: the (energy-guided) reverse chain, Eq. 21 selection with K > 1. Otherwise greedy, or
+        with energy=True (or K > 1) one of K candidates drawn ∝ exp(Q / temperature) (Eq. 21)."""
+        cfg = self.config
+        state = self.encoder(obs)
+        if cfg.diffusion:
+            return self.sample_actions(state, n_candidates, temperature, generator)
+        if cfg.energy:
+            n_candidates = cfg.energy_candidates if n_candidates == 1 else n_candidates
+            temperature = 1.0 / cfg.energy_beta if temperature is None else temperature
+        if n_candidates == 1:
+            return self.greedy_action(state)
+        candidates = self.candidate_actions(state, n_candidates, generator)
+        q = self.critic.q_min(state.repeat_interleave(n_candidates, dim=0), candidates)
+        return select_candidates(q, candidates, state.shape[0], temperature, generator)
+
+
+class DDPG(_ActorCritic):
+    """Offline DDPG (Lillicrap et al. 2016): y = r + γ Q′(s′, μ′(s′)); actor loss −Q(s, μ(s)).
+
+    ``DDPG(obs_dim, action_dim, diffusion=False, energy=False, ...)``; every field of ``DDPGConfig`` is a
+    keyword argument. See the module docstring for what ``diffusion`` and ``energy`` change."""
+
+    Config = DDPGConfig
+    twin_critics = False
+
+    def actor_q(self, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        return self.critic(state, action)
+
+    def next_actions(self, next_state: torch.Tensor) -> tuple[torch.Tensor, float]:
+        if self.config.diffusion:
+            return self._sample_diffusion(self.target_policy, next_state), 0.0
+        return self.target_policy(next_state), 0.0
+
+
+class TD3(_ActorCritic):
+    """Offline TD3 (Fujimoto et al. 2018): twin critics with y = r + γ min(Q′₁, Q′₂)(s′, ã′), target policy
+    smoothing ã′ = clip(μ′(s′) + clip(ε, −c, c)), ε ~ N(0, σ²), and the actor (−Q₁(s, μ(s))) and every
+    target network updated once per ``policy_delay`` critic steps.
+
+    ``TD3(obs_dim, action_dim, diffusion=False, energy=False, ...)``; every field of ``TD3Config`` is a
+    keyword argument. See the module docstring for what ``diffusion`` and ``energy`` change."""
+
+    Config = TD3Config
+
+    @property
+    def policy_delay(self) -> int:
+        return self.config.policy_delay
+
+    def actor_q(self, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        return self.critic(state, action)[0]
+
+    def next_actions(self, next_state: torch.Tensor) -> tuple[torch.Tensor, float]:
+        cfg = self.config
+        if cfg.diffusion:
+            action = self._sample_diffusion(self.target_policy, next_state)
+        else:
+            action = self.target_policy(next_state)
+        scale = cfg.max_action or 1.0
+        noise = torch.randn(action.shape, generator=self.generator, device=action.device, dtype=action.dtype)
+        noise = (noise * cfg.policy_noise * scale).clamp(-cfg.noise_clip * scale, cfg.noise_clip * scale)
+        action = action + noise
+        return (action if cfg.max_action is None else action.clamp(-cfg.max_action, cfg.max_action)), 0.0
+
+
+class SAC(_ActorCritic):
+    """Offline SAC (Haarnoja et al. 2018): twin critics with the soft target
+    y = r + γ (min(Q′₁, Q′₂)(s′, a′) − α log π(a′|s′)), a′ ~ π(·|s′); actor loss E[α log π(a|s) − min Q(s, a)]
+    by the reparameterisation trick; α learned so that the policy's entropy tracks ``target_entropy``
+    (loss −log α · (log π + H̄)). SAC keeps no target actor. Evaluated (act) with its mean action.
+
+    ``SAC(obs_dim, action_dim, diffusion=False, energy=False, ...)``; every field of ``SACConfig`` is a
+    keyword argument. With ``diffusion=True`` there is no entropy term and no α (module docstring)."""
+
+    Config = SACConfig
+    has_target_policy = False
+
+    def _build_actor(self, state_dim: int, action_dim: int) -> nn.Module:
+        return TanhGaussianActor(state_dim, action_dim, self.config.hidden_dim, self.config.max_action)
+
+    def _build_temperature(self) -> LearnedTemperature | None:
+        # The approximated policy N(â⁰, I) of a diffusion actor has a constant entropy: no α to learn.
+        return None if self.config.diffusion else LearnedTemperature(self.config.initial_temperature)
+
+    def _optimizers(self) -> list[torch.optim.Optimizer]:
+        extra = [] if self.temperature_optimizer is None else [self.temperature_optimizer]
+        return [*super()._optimizers(), *extra]
+
+    @property
+    def target_entropy(self) -> float:
+        cfg = self.config
+        return -float(cfg.action_dim) if cfg.target_entropy is None else cfg.target_entropy
+
+    def actor_q(self, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        return self.critic.q_min(state, action)
+
+    def next_actions(self, next_state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | float]:
+        if self.config.diffusion:  # −α log μ̂ is a constant: no bonus (module docstring)
+            return self._sample_diffusion(self.policy, next_state), 0.0
+        action, log_prob = self.policy.sample(next_state, self.generator)
+        return action, -self.temperature.alpha * log_prob
+
+    def plain_actor_loss(self, state: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        """E[α log π(a|s) − min Q(s, a)], a = the reparameterised draw; then one step of α."""
+        action, log_prob = self.policy.sample(state, self.generator)
+        alpha = self.temperature.alpha.detach()
+        with frozen(self.critic):
+            q = self.actor_q(state, action)
+        loss = (alpha * log_prob - q).mean()
+        temperature_loss = -(self.temperature.log_alpha * (log_prob.detach() + self.target_entropy)).mean()
+        self._step(self.temperature_optimizer, temperature_loss, list(self.temperature.parameters()))
+        return loss, {"alpha": alpha.item(), "entropy": -log_prob.mean().item()}
+
+    def greedy_action(self, state: torch.Tensor) -> torch.Tensor:
+        return self.policy.mean_action(state)
+
+    def candidate_actions(self, state: torch.Tensor, k: int, generator: torch.Generator | None) -> torch.Tensor:
+        """K draws of SAC's Gaussian per state, (B·K, d) grouped state-major."""
+        return self.policy.sample(state.repeat_interleave(k, dim=0), generator)[0]
