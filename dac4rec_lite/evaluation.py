@@ -259,9 +259,14 @@ def trace_episode(env: gym.Env, policy: Any, seed: int = 0, max_pages: int | Non
     users = simulator.new_users(1, user_rng)
     rows = []
     limit = max_pages or simulator.config.max_pages
+    episodic = getattr(act, "episodic", None)
+    if episodic is not None:
+        episodic.begin_episodes(1)
     for page in range(1, limit + 1):
         actions = simulator.check_actions(act(simulator.observe(users), users, rng), 1)
         out = simulator.step(users, actions, rng)
+        if episodic is not None:
+            episodic.observe_rewards(out["clicks"].astype(np.float64), out["left"] | out["truncated"])
         p = users.preference[0]
         rows.append({"page": page, "clicks": int(out["clicks"][0]), "ctr": float(out["ctr"][0]),
                      "fatigue": float(users.fatigue[0]), "satisfaction": float(users.satisfaction[0]),

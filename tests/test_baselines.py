@@ -169,6 +169,9 @@ def test_evaluate_tells_episodic_policies_where_episodes_begin_and_what_each_pag
     sequential = EpisodeSpy(env.action_space.shape[0])
     dl.evaluation._sequential_rollout(env, dl.evaluation._as_policy(sequential, 0), 3, 0, False, False)
     assert [e for e in sequential.events if e[0] == "begin"] == [("begin", 1)] * 3 and sequential.running == 0
+    traced = EpisodeSpy(env.action_space.shape[0])
+    trace = dl.evaluation.trace_episode(env, traced, seed=0)
+    assert traced.events[0] == ("begin", 1) and traced.running == 0 and len(trace) == sum(e[0] == "act" for e in traced.events)
 
 
 # ----- checkpoints ----------------------------------------------------------------------------------

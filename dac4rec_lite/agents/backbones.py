@@ -40,11 +40,10 @@ the diffusion actor keep the policy near the data.
 """
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
 from dataclasses import dataclass
-from typing import ClassVar, Iterator
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -54,7 +53,7 @@ from .._checks import check_matrix
 from ..critics import TwinQ, mlp, soft_update
 from ..diffusion import SAMPLERS, DiffusionPolicy
 from ..energy import ENERGY_METHODS
-from .base import OfflineAgent, encoder_config, select_candidates
+from .base import OfflineAgent, encoder_config, frozen, select_candidates
 from .diffusion_actor import DiffusionActor
 
 __all__ = [
@@ -144,16 +143,6 @@ class LearnedTemperature(nn.Module):
     @property
     def alpha(self) -> torch.Tensor:
         return self.log_alpha.exp()
-
-
-@contextlib.contextmanager
-def frozen(module: nn.Module) -> Iterator[None]:
-    """No gradients into ``module``'s weights inside the block (an actor loss must not train the critic)."""
-    module.requires_grad_(False)
-    try:
-        yield
-    finally:
-        module.requires_grad_(True)
 
 
 # ----- configs ---------------------------------------------------------------------------------------

@@ -6,10 +6,11 @@ lists them in ``_modules_to_save`` and implements ``update`` and ``_act``.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Iterator
 
 import numpy as np
 import pandas as pd
@@ -19,7 +20,7 @@ from tqdm.auto import tqdm
 
 from ..encoders import as_layout, make_encoder
 
-__all__ = ["OfflineAgent", "TrainingDivergedError", "BATCH_KEYS", "encoder_config"]
+__all__ = ["OfflineAgent", "TrainingDivergedError", "BATCH_KEYS", "encoder_config", "frozen"]
 
 BATCH_KEYS = ("observations", "actions", "rewards", "next_observations", "terminals")
 CHECKPOINT_FORMAT = "dac4rec_lite-agent-v1"
@@ -42,6 +43,17 @@ def encoder_config(encoder: str | nn.Module | None, kwargs: dict[str, Any]) -> t
     if kwargs.get("obs_layout") is not None:  # an ObsLayout is stored as its plain triple
         kwargs["obs_layout"] = dataclasses.astuple(as_layout(kwargs["obs_layout"]))
     return encoder, custom_encoder
+
+
+@contextlib.contextmanager
+def frozen(module: nn.Module) -> Iterator[None]:
+    """No gradients into ``module``'s weights inside the block: an actor loss backpropagates through the
+    critic to the action, and must neither train the critic nor leave gradients on it."""
+    module.requires_grad_(False)
+    try:
+        yield
+    finally:
+        module.requires_grad_(True)
 
 
 class OfflineAgent:

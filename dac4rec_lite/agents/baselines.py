@@ -18,8 +18,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..gaussian import GaussianPolicy
-from .backbones import TD3, TD3Config, frozen
-from .base import OfflineAgent, encoder_config
+from .backbones import TD3, TD3Config
+from .base import OfflineAgent, encoder_config, frozen
 
 __all__ = ["BehaviorCloning", "BehaviorCloningConfig", "TD3BC", "TD3BCConfig"]
 

@@ -23,7 +23,7 @@ import torch
 
 from ..diffusion import DiffusionPolicy, VPSchedule
 from ..energy import EnergyGuidance, EnergyModel, train_energy
-from .base import select_candidates
+from .base import frozen, select_candidates
 
 __all__ = ["DiffusionActor"]
 
@@ -85,11 +85,8 @@ class DiffusionActor:
 
         ``q_fn(state, action)`` → (B, 1) picks the critic's value (default ``critic.q_min``). The critic's
         weights are frozen for this call, so the loss writes no critic gradients. Returns (L_q, Q)."""
-        self.critic.requires_grad_(False)  # the gradient must reach θ through â⁰, not the critic's weights
-        try:
+        with frozen(self.critic):  # the gradient must reach θ through â⁰, not the critic's weights
             q = (q_fn or self.critic.q_min)(state, approx)
-        finally:
-            self.critic.requires_grad_(True)
         return -q.mean() / q.abs().mean().detach().clamp(min=1e-6), q
 
     # ----- Algorithm 1 step 2: the energy model (energy=True) --------------------------------------------
