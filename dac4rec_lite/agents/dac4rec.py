@@ -44,7 +44,7 @@ from .diffusion_actor import DiffusionActor
 
 __all__ = ["DAC4Rec", "DAC4RecConfig", "POLICY_IMPROVEMENTS"]
 
-POLICY_IMPROVEMENTS = ("direct", "elbo", "awr")
+POLICY_IMPROVEMENTS = ("direct", "elbo", "awr", "chain")
 
 
 @dataclass
@@ -132,7 +132,7 @@ class DAC4RecConfig:
 class DAC4Rec(DiffusionActor, OfflineAgent):
     """Diffusion-enhanced actor-critic for offline RL recommendation (Algorithm 1).
 
-    ``DAC4Rec(obs_dim, action_dim, n_steps=100, policy_improvement="direct" | "elbo" | "awr", q_weight=1.0,
+    ``DAC4Rec(obs_dim, action_dim, n_steps=100, policy_improvement="direct" | "elbo" | "awr" | "chain", q_weight=1.0,
     gamma=0.99, tau=0.005, encoder=None, energy=False, device="cpu", seed=0, ...)``; every field of
     ``DAC4RecConfig`` is a keyword argument. ``encoder`` may also be an ``nn.Module`` with ``out_dim``.
 
@@ -178,7 +178,7 @@ class DAC4Rec(DiffusionActor, OfflineAgent):
     def _optimizers(self) -> list[torch.optim.Optimizer]:
         used = [self.actor_optimizer, self.critic_optimizer]
         # V(s) only trains for the awr/elbo advantage; a scheduler on an optimiser that never steps warns.
-        return used if self.config.policy_improvement == "direct" else [*used, self.value_optimizer]
+        return [*used, self.value_optimizer] if self.config.policy_improvement in ("elbo", "awr") else used
 
     def _modules_to_save(self) -> dict[str, nn.Module]:
         modules = {"encoder": self.encoder, "policy": self.policy, "target_policy": self.target_policy,
@@ -265,6 +265,12 @@ class DAC4Rec(DiffusionActor, OfflineAgent):
             q_loss, q = self.direct_q_loss(state, approx)
             # The normalised loss is ≈ −1 by construction; the raw Q of â⁰ is the curve worth watching.
             extra = {"q_approx_mean": q.mean().item()}
+        elif cfg.policy_improvement == "chain":
+            # The −A ablation (Sec. 4.6, Fig. 3c): no action approximation. a⁰ ~ μ_θ(·|s) is drawn through the
+            # whole reverse chain with gradients on (Eq. 11, as Diffusion-QL does), so ∂a⁰/∂θ runs through N
+            # ε calls; then the same normalised −Q. About 3–4× slower per update (benchmarks/training.py).
+            q_loss, q = self.direct_q_loss(state, self.policy.sample(state, generator=self.generator))
+            extra = {"q_sampled_mean": q.mean().item()}
         elif cfg.policy_improvement == "elbo":
             # Eq. 18: the ELBO's per-step weight times g(Q) times the ε error of the same draw as L_d.
             q_loss = (self._elbo_weights[steps - 1] * self.advantage_weights(state, action).squeeze(1) * error).mean()
@@ -278,7 +284,8 @@ class DAC4Rec(DiffusionActor, OfflineAgent):
         """Lines 5–7: (awr/elbo: a step of V(s) first), then one step of θ on L_d + λ L_q, then θ′."""
         with torch.no_grad():
             state = self.encoder(batch["observations"])  # the policy does not train the encoder
-        metrics = {} if self.config.policy_improvement == "direct" else self.update_value(state, batch["actions"])
+        uses_value = self.config.policy_improvement in ("elbo", "awr")
+        metrics = self.update_value(state, batch["actions"]) if uses_value else {}
         loss, policy_metrics = self.policy_loss(state, batch["actions"])
         metrics.update(policy_metrics)
         self._step(self.actor_optimizer, loss, list(self.policy.parameters()))
