@@ -224,15 +224,16 @@ def evaluate(env: gym.Env, agent: Any, n_episodes: int = 1000, seed: int = 0, pr
     return metrics
 
 
-MIXTURE_EPISODES = {"tiny": 60, "quick": 600, "full": 3000}
 MIXTURE_COMPONENTS = ("myopic", "noisy_expert", "random")
 
 
 def collect_mixture(env: gym.Env, n_episodes: int, seed: int = 0,
                     components: tuple[str, ...] = MIXTURE_COMPONENTS, progress: bool = True) -> OfflineDataset:
     """The default offline dataset: equal shares of episodes from the myopic, noisy-expert and random
-    scripted policies — multimodal and sub-optimal, the regime the paper targets. Sizes per preset are in
-    ``MIXTURE_EPISODES`` (tiny 60, quick 600, full 3000 episodes ≈ 13 pages each)."""
+    scripted policies — multimodal and sub-optimal, the regime the paper targets. Each session is logged by
+    one policy, as when logs come from several past systems. The presets' sizes are in
+    ``dac4rec_lite.recipes`` (tiny 60, quick 600, full 3000 sessions; ≈ 13 pages each, so quick ≈ 7.6k
+    transitions)."""
     from .envs.policies import SCRIPTED_POLICIES
 
     _check_episodes(n_episodes)

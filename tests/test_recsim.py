@@ -277,3 +277,15 @@ def test_bad_episode_counts_and_policies_raise(env):
         dl.evaluate(env, MyopicPolicy(), 0)
     with pytest.raises(TypeError, match="policy"):
         dl.evaluate(env, "expert", 5)
+
+
+@pytest.mark.parametrize("corrupt, message", [
+    (lambda d: d["observations"].__setitem__((3, 0), np.nan), "observations"),
+    (lambda d: d["actions"].__setitem__((0, 0), 1.5), "actions"),
+    (lambda d: d.__setitem__("rewards", d["rewards"][:-1]), "rewards"),
+])
+def test_a_corrupted_collected_dataset_is_refused_not_fixed(env, corrupt, message):
+    d = dl.collect(env, RandomPolicy(), n_episodes=5, seed=0, progress=False).to_dict()
+    corrupt(d)
+    with pytest.raises(ValueError, match=message):
+        dl.OfflineDataset.from_dict(d)
