@@ -18,7 +18,7 @@ KERNEL_NAME    := dac4rec-lite
 KERNEL_DISPLAY := Python (dac4rec_lite)
 NB_OUT         := build/notebooks
 
-.PHONY: help setup lab test test-fast notebooks benchmark clean distclean
+.PHONY: help setup lab test test-fast test-browser notebooks benchmark clean distclean
 
 help:
 	@echo "dac4rec_lite — available commands:"
@@ -26,7 +26,8 @@ help:
 	@echo "                  register the Jupyter kernel '$(KERNEL_NAME)'"
 	@echo "  make lab        start JupyterLab on notebooks/"
 	@echo "  make test       run the whole test suite (unit + notebook execution)"
-	@echo "  make test-fast  run unit tests only (no notebooks, no slow tests)"
+	@echo "  make test-fast  run unit tests only (no notebooks, no slow tests, no browser)"
+	@echo "  make test-browser  run every notebook in JupyterLab in chromium (screenshots in build/browser/)"
 	@echo "  make notebooks  execute every notebook headless into $(NB_OUT)/ (PRESET=$(PRESET))"
 	@echo "  make benchmark  run benchmarks/sampling.py and benchmarks/training.py"
 	@echo "  make clean      remove build/ and caches (keeps the venv)"
@@ -57,7 +58,10 @@ test: setup
 	$(PY) -m pytest
 
 test-fast: setup
-	$(PY) -m pytest -m "not notebooks and not slow"
+	$(PY) -m pytest -m "not notebooks and not slow and not browser"
+
+test-browser: setup
+	$(PY) -m pytest -m browser tests/test_browser.py
 
 notebooks: setup
 	DAC4REC_PRESET=$(PRESET) $(PY) scripts/run_notebooks.py --preset $(PRESET) --out $(NB_OUT) --kernel $(KERNEL_NAME)

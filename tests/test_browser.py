@@ -1,0 +1,278 @@
+"""The kit as a student meets it: JupyterLab in a real browser (marker: browser).
+
+Starts JupyterLab on 127.0.0.1 (a free port, a random token, DAC4REC_PRESET=tiny in the server's environment so
+every kernel inherits it) on a copy of ``notebooks/`` (so nothing is saved into the repository), opens each
+notebook in Debian's chromium driven by playwright, runs all cells, and checks what a student would see: no error
+output, no widget that failed to render, ipywidgets sliders and plotly figures present where the notebook has
+them, and, for a few notebooks, that moving a slider changes its figure. Screenshots go to ``build/browser/``.
+
+Playwright's own browser download does not work on the course machines; the test launches Debian's
+``/usr/bin/chromium`` (``.ci/run`` installs it with apt when missing) and skips, saying why, only when there is
+no chromium at all.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parent.parent
+NB_DIR = ROOT / "notebooks"
+ARTIFACTS = ROOT / "build" / "browser"
+CHROMIUM = os.environ.get("DAC4REC_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
+NOTEBOOKS = sorted(p.relative_to(NB_DIR).as_posix() for p in NB_DIR.glob("**/*.ipynb")
+                   if ".ipynb_checkpoints" not in p.parts)
+# Notebooks where a slider is moved and its figure must change (a representative subset: each slider move
+# recomputes in the kernel). Every notebook is still run and checked for errors, sliders and figures.
+SLIDER_CHECKS = {"01_forward_diffusion.ipynb", "02_reverse_diffusion_policy.ipynb", "05_energy_guidance.ipynb"}
+RUN_TIMEOUT_S = 240
+PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"  # the notebook on screen
+NB = f"{PANEL} .jp-Notebook"
+
+# JupyterLab settings for a quiet, deterministic page: no news/update toasts, every cell kept in the DOM
+# (no windowing, so the test can see all outputs), no autosave.
+LAB_OVERRIDES = {
+    "@jupyterlab/apputils-extension:notification": {"checkForUpdates": False, "fetchNews": "false"},
+    "@jupyterlab/notebook-extension:tracker": {"windowingMode": "none"},
+    "@jupyterlab/docmanager-extension:plugin": {"autosave": False},
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    if not Path(CHROMIUM).exists():
+        reason = (f"no chromium at {CHROMIUM}: install it with `apt-get install -y chromium` (.ci/run does) "
+                  "or point DAC4REC_CHROMIUM at one")
+        print(f"SKIP browser tests: {reason}")
+        pytest.skip(reason)
+    return CHROMIUM
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """A JupyterLab server on a copy of notebooks/; yields (base_url, token)."""
+    work = tmp_path_factory.mktemp("lab")
+    shutil.copytree(NB_DIR, work / "notebooks", ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    if (ROOT / "docs").exists():  # notebooks link to ../docs/errata.md
+        shutil.copytree(ROOT / "docs", work / "docs")
+    settings = work / "settings"
+    settings.mkdir()
+    (settings / "overrides.json").write_text(json.dumps(LAB_OVERRIDES))
+    port, token = _free_port(), secrets.token_hex(16)
+    env = dict(os.environ, DAC4REC_PRESET="tiny", OMP_NUM_THREADS="1", JUPYTERLAB_SETTINGS_DIR=str(work / "user-settings"),
+               JUPYTERLAB_WORKSPACES_DIR=str(work / "workspaces"), JUPYTER_CONFIG_DIR=str(work / "config"))
+    log = open(work / "lab.log", "w")
+    jupyter = Path(sys.executable).parent / "jupyter"
+    server = subprocess.Popen(
+        [str(jupyter), "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}", f"--IdentityProvider.token={token}",
+         f"--ServerApp.root_dir={work / 'notebooks'}", f"--LabApp.app_settings_dir={settings}",
+         "--ServerApp.port_retries=0", "--allow-root"],
+        stdout=log, stderr=subprocess.STDOUT, env=env, cwd=work)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2):
+                    break
+            except OSError:
+                if server.poll() is not None or time.time() > deadline:
+                    raise RuntimeError(f"JupyterLab did not start:\n{(work / 'lab.log').read_text()[-3000:]}")
+                time.sleep(0.5)
+        yield base, token
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser(chromium):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+def _shut_down_kernels(base: str, token: str) -> None:
+    """End every session (and its kernel), so that the next notebook has the CPU to itself."""
+    with urllib.request.urlopen(f"{base}/api/sessions?token={token}", timeout=10) as response:
+        sessions = json.load(response)
+    for session in sessions:
+        request = urllib.request.Request(f"{base}/api/sessions/{session['id']}?token={token}", method="DELETE")
+        urllib.request.urlopen(request, timeout=30).close()
+
+
+# ----- driving JupyterLab ---------------------------------------------------------------------------------
+
+def _dismiss_dialogs_and_toasts(page) -> None:
+    """Accept a kernel-selection dialog (keep the notebook's kernel) and close notification toasts."""
+    dialog = page.locator(".jp-Dialog")
+    if dialog.count():
+        text = dialog.first.inner_text()
+        accept = dialog.first.locator(".jp-Dialog-button.jp-mod-accept")
+        if "Select Kernel" in text or "kernel" in text.lower():
+            accept.first.click()
+        elif accept.count():
+            accept.first.click()
+    for close in page.locator(".jp-Notification-Toast-Close, .Toastify__close-button").all():
+        try:
+            close.click(timeout=1000)
+        except Exception:  # a toast that vanished on its own
+            pass
+
+
+def _wait_for_kernel(page, timeout_s: float = 60) -> None:
+    """Until the status bar says the notebook's kernel is idle. Running cells earlier makes JupyterLab start a
+    kernel per cell (each cell then runs alone, without the imports of the first)."""
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        _dismiss_dialogs_and_toasts(page)
+        status = page.evaluate("() => (document.querySelector('#jp-main-statusbar') || document.body).innerText")
+        if re.search(r"\|\s*Idle", status):
+            return
+        page.wait_for_timeout(300)
+    raise AssertionError(f"the kernel did not become idle within {timeout_s:.0f} s (status bar: {status!r})")
+
+
+def _run_all(page) -> None:
+    page.locator('.lm-MenuBar-itemLabel:text-is("Run")').click()
+    page.locator('li.lm-Menu-item[data-command="runmenu:run-all"]').click()
+
+
+def _wait_until_done(page, timeout_s: float) -> None:
+    """Until every code cell has an execution count and the kernel is idle."""
+    deadline = time.time() + timeout_s
+    page.wait_for_timeout(1000)
+    quiet = 0
+    while time.time() < deadline:
+        _dismiss_dialogs_and_toasts(page)
+        state = page.evaluate("""([NB, PANEL]) => {
+            const prompts = [...document.querySelectorAll(NB + ' .jp-CodeCell .jp-InputArea-prompt')]
+                .map(p => p.textContent.trim());
+            const status = document.querySelector(PANEL + ' .jp-Notebook-ExecutionIndicator');
+            return {prompts, idle: status ? status.getAttribute('data-status') === 'idle' : true};
+        }""", [NB, PANEL])
+        prompts = state["prompts"]
+        if state["idle"] and prompts and all(re.fullmatch(r"\[\d+\]:", p) for p in prompts):
+            return
+        # Run-all stops at a cell that raised: idle, nothing queued ("[*]"), some cells never run.
+        quiet = quiet + 1 if state["idle"] and "[*]:" not in prompts and any(p != "[ ]:" for p in prompts) else 0
+        if quiet >= 6:
+            return
+        page.wait_for_timeout(500)
+    raise AssertionError(f"cells still running after {timeout_s:.0f} s: prompts {prompts}")
+
+
+def _page_problems(page) -> list[str]:
+    """Error outputs (tracebacks) and widgets that failed to render."""
+    return page.evaluate("""NB => {
+        const out = [];
+        for (const el of document.querySelectorAll(NB + ' .jp-OutputArea-output')) {
+            const text = el.innerText || '';
+            const mime = el.getAttribute('data-mime-type') || '';
+            if (mime.includes('error') || /Traceback \\(most recent call last\\)/.test(text)
+                || /^[A-Za-z]*Error\\b.*Traceback/s.test(text)) out.push('error output: ' + text.slice(0, 400));
+            if (/Error displaying widget|Failed to load model class|Error rendering/.test(text))
+                out.push('widget failed: ' + text.slice(0, 300));
+        }
+        return out;
+    }""", NB)
+
+
+def _figure_state(page, box) -> str:
+    return box.evaluate("""el => {
+        const gd = el.querySelector('.js-plotly-plot');
+        if (!gd) return '';
+        const data = gd.data ? JSON.stringify(gd.data.map(t => [t.x, t.y, t.z])) : '';
+        return data + gd.querySelector('svg.main-svg').innerHTML.length;
+    }""")
+
+
+def _move_a_slider(page, name: str) -> None:
+    """Find a slider that shares a widget box with a plotly figure, move it, and wait for the figure to change."""
+    boxes = page.locator(f"{NB} .widget-vbox:has(.widget-slider):has(.js-plotly-plot)")
+    assert boxes.count(), "no widget panel with both a slider and a plotly figure"
+    box = boxes.first
+    box.scroll_into_view_if_needed()
+    before = _figure_state(page, box)
+    box.screenshot(path=str(ARTIFACTS / f"{name}.slider-before.png"))
+    handle = box.locator(".widget-slider .noUi-handle").first
+    at_max = handle.evaluate("h => Number(h.getAttribute('aria-valuenow')) >= Number(h.getAttribute('aria-valuemax'))")
+    handle.focus()
+    for _ in range(3):
+        page.keyboard.press("ArrowLeft" if at_max else "ArrowRight")
+        page.wait_for_timeout(150)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        page.wait_for_timeout(500)
+        if _figure_state(page, box) != before:
+            page.wait_for_timeout(1500)  # the last key presses may still be on their way
+            box.screenshot(path=str(ARTIFACTS / f"{name}.slider-after.png"))
+            return
+    raise AssertionError("moving the slider did not change the figure within 30 s")
+
+
+@pytest.mark.timeout(RUN_TIMEOUT_S + 120)
+@pytest.mark.parametrize("notebook", NOTEBOOKS)
+def test_notebook_in_a_real_browser(notebook, lab, browser):
+    base, token = lab
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    name = notebook.replace("/", "__").removesuffix(".ipynb")
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        start = time.time()
+        # A fresh workspace per notebook: JupyterLab would otherwise reopen every notebook opened before.
+        page.goto(f"{base}/lab/workspaces/{name}/tree/{notebook}?reset&token={token}", wait_until="domcontentloaded")
+        page.locator(f"{NB} .jp-Cell").first.wait_for(timeout=60_000)
+        _wait_for_kernel(page)
+        _run_all(page)
+        _wait_until_done(page, RUN_TIMEOUT_S)
+        page.wait_for_timeout(1000)  # let widget views finish rendering
+        page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+        problems = _page_problems(page)
+        assert not problems, "\n".join(problems)
+
+        source = (NB_DIR / notebook).read_text()
+        counts = page.evaluate("""NB => ({
+            sliders: document.querySelectorAll(NB + ' .widget-slider').length,
+            plots: document.querySelectorAll(NB + ' .js-plotly-plot').length,
+            buttons: document.querySelectorAll(NB + ' .jupyter-button').length})""", NB)
+        if "viz." in source:
+            assert counts["plots"] > 0, f"no plotly figure rendered: {counts}"
+        if "explorer(" in source or "panel(" in source:
+            assert counts["sliders"] > 0, f"no ipywidgets slider rendered: {counts}"
+        if 'hints("' in source:
+            page.locator(f"{NB} .jupyter-button:has-text('Show hint 1')").first.click()
+            page.locator(f"{NB} .widget-html:has-text('Hint 1.')").first.wait_for(timeout=15_000)
+        if Path(notebook).name in SLIDER_CHECKS:
+            _move_a_slider(page, name)
+        print(f"{notebook}: {time.time() - start:.1f} s in the browser, {counts}")
+    finally:
+        page.close()
+        _shut_down_kernels(base, token)
