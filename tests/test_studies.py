@@ -122,3 +122,144 @@ def test_cli_bad_arguments_exit_2_with_a_message(tmp_path, capsys, argv, message
 def test_python_dash_m_help_runs():
     done = subprocess.run([sys.executable, "-m", "dac4rec_lite", "--help"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "train" in done.stdout and "study" in done.stdout
+
+
+# --- saved results, the paper's numbers and its claims (notebook 07) ---------------------------------------
+
+from dac4rec_lite.viz import studies as study_viz  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def rq4_tiny():
+    return studies.rq4("tiny", progress=False)
+
+
+def test_load_saved_finds_results_of_its_preset_only(tmp_path, monkeypatch, rq4_tiny):
+    folder = tmp_path / "results" / "tiny"
+    folder.mkdir(parents=True)
+    rq4_tiny.to_csv(folder / "rq4.csv", index=False)
+    rq4_tiny.attrs["runs"].to_csv(folder / "rq4_runs.csv", index=False)
+    (tmp_path / "notebooks").mkdir()
+    monkeypatch.chdir(tmp_path / "notebooks")                    # a notebook runs one level below the root
+    loaded = studies.load_saved("rq4", "tiny")
+    assert loaded["method"].tolist() == rq4_tiny["method"].tolist()
+    np.testing.assert_allclose(loaded["R_cumu_mean"], rq4_tiny["R_cumu_mean"])
+    assert loaded.attrs["source"] == str(folder / "rq4.csv") and len(loaded.attrs["runs"]) == len(rq4_tiny.attrs["runs"])
+    assert studies.load_saved("rq4", "quick") is None            # results/tiny is not results/quick
+    assert studies.load_saved("rq3", "tiny") is None              # nothing saved for rq3
+    assert studies.load_saved("rq4", "quick", folder=folder) is not None   # an explicit folder is taken as given
+    monkeypatch.setenv("DAC4REC_PRESET", "tiny")                  # the notebooks' override applies here too
+    assert studies.load_saved("rq4", "quick") is not None
+
+
+def test_load_saved_rejects_a_file_that_is_not_the_study(tmp_path):
+    pd.DataFrame({"method": ["DAC4Rec"], "R_cumu": [1.0]}).to_csv(tmp_path / "rq4.csv", index=False)
+    with pytest.raises(ValueError, match="not a saved rq4 table"):
+        studies.load_saved("rq4", "tiny", folder=tmp_path)
+    with pytest.raises(ValueError, match="unknown study"):
+        studies.load_saved("rq9", "tiny", folder=tmp_path)
+
+
+def test_load_or_run_prefers_saved_results_unless_told_to_rerun(tmp_path, rq4_tiny, rq1_tiny):
+    rq4_tiny.to_csv(tmp_path / "rq4.csv", index=False)
+    assert studies.load_or_run("rq4", "tiny", folder=tmp_path).attrs["source"] == str(tmp_path / "rq4.csv")
+    fresh = studies.load_or_run("rq4", "tiny", rerun=True, folder=tmp_path, progress=False)
+    assert fresh.attrs["source"] == "ran at preset tiny" and "runs" in fresh.attrs
+    reused = studies.load_or_run("rq2", "tiny", folder=tmp_path, runs=rq1_tiny)        # rq1 run here: reused
+    assert set(reused["method"]) == {"BC", "DT", "DAC4Rec"}
+    rq1_tiny.to_csv(tmp_path / "rq1.csv", index=False)
+    loaded_rq1 = studies.load_saved("rq1", "tiny", folder=tmp_path)                    # no CTR-by-length table
+    own = studies.load_or_run("rq2", "tiny", folder=tmp_path, runs=loaded_rq1, methods=("BC",), progress=False)
+    assert own["method"].unique().tolist() == ["BC"]
+
+
+def test_paper_tables_hold_the_transcribed_numbers():
+    rq1 = studies.paper_table("rq1").set_index(["encoder", "method"])
+    assert rq1.loc[("gru", "DAC4Rec"), "R_cumu_mean"] == 81.5261 and rq1.loc[("sasrec", "TD3"), "R_avg_mean"] == 6.0442
+    assert len(rq1) == 16 and rq1["Length_std"].isna().all()
+    # the paper's R_avg is its R_cumu / Length, to the rounding of the printed Length: a transcription check
+    np.testing.assert_allclose(rq1["R_cumu_mean"] / rq1["Length_mean"], rq1["R_avg_mean"], rtol=2e-3)
+    rq2 = studies.paper_table("rq2").set_index(["method", "length_bucket"])
+    assert rq2.loc[("DAC4Rec", "31+"), "CTR_mean"] == 0.702 and rq2.loc[("DT4Rec", "21-30"), "CTR_std"] == 0.044
+    rq5 = studies.paper_table("rq5").set_index("method")
+    assert rq5.loc["SAC+Diffusion+Energy", "CTR_mean"] == 0.8455 and rq5.loc["DDPG", "CTR_std"] == 0.0625
+    assert rq5.index.tolist() == list(studies.RQ5_METHODS)
+    assert studies.paper_table("rq3") is None and "N = 100" in studies.PAPER_PROSE["rq3"]
+    assert "paper (VirtualTaobao)" in studies.paper_table("rq1").attrs["caption"]
+
+
+@pytest.mark.parametrize("name", ["rq1", "rq2", "rq5"])
+def test_every_claim_holds_on_the_papers_own_numbers(name):
+    checked = studies.check_claims(name, studies.paper_table(name), noise=False)
+    measured = checked[checked["verdict"] != "n/a"]
+    assert len(measured) >= 6 and (measured["verdict"] == "yes").all(), measured
+    if name == "rq5":  # Table 4 reports CTR only
+        assert set(checked.loc[checked["verdict"] == "n/a", "metric"]) == {"R_cumu"}
+
+
+def _summary(rows: dict[str, tuple[float, float]], seeds: int = 2) -> pd.DataFrame:
+    return pd.DataFrame([{"method": m, "n_seeds": seeds, **{f"{k}_{s}": (mu if s == "mean" else sd)
+                                                             for k in ("R_cumu", "R_avg", "Length", "CTR")
+                                                             for s in ("mean", "std")}}
+                         for m, (mu, sd) in rows.items()])
+
+
+def test_verdicts_say_yes_no_within_noise_or_not_measured():
+    table = _summary({"DAC4Rec": (10.0, 0.1), "DAC4Rec −E": (9.95, 0.1), "DAC4Rec −A": (12.0, 0.1)})
+    verdicts = studies.check_claims("rq4", table).set_index(["claim", "metric"])["verdict"]
+    assert verdicts[("action approximation helps: DAC4Rec beats −A", "CTR")] == "no"
+    assert verdicts[("energy guidance helps (a little): DAC4Rec beats −E", "R_cumu")] == "yes (within noise)"
+    assert studies.check_claims("rq4", table, noise=False)["verdict"].isin(["yes", "no"]).all()
+    missing = studies.check_claims("rq4", table[table["method"] != "DAC4Rec −A"])
+    assert (missing.loc[missing["claim"].str.contains("−A"), "verdict"] == "n/a").all()
+    rq3 = pd.DataFrame({"n_steps": [20, 100, 200], "n_seeds": 2, **{f"{k}_mean": [1.0, 3.0, 2.0] for k in ("R_cumu", "CTR")},
+                        **{f"{k}_std": [0.5, 0.3, 0.1] for k in ("R_cumu", "CTR")}})
+    assert (studies.check_claims("rq3", rq3)["verdict"] == "yes").all()
+    assert (studies.check_claims("rq3", rq3.iloc[[0, 2]])["verdict"] == ["n/a", "yes", "n/a", "yes"]).all()
+
+
+def test_compare_claims_puts_the_papers_verdict_beside_ours(rq4_tiny, rq1_tiny):
+    rq4 = studies.compare_claims("rq4", rq4_tiny)
+    assert list(rq4.columns) == ["claim", "metric", "paper", "here", "evidence"]
+    assert set(rq4.loc[rq4["metric"] == "CTR", "paper"]) == {"yes (text)"}
+    assert set(rq4.loc[rq4["metric"] == "R_cumu", "paper"]) == {"not reported"}
+    rq2 = studies.compare_claims("rq2", studies.rq2("tiny", runs=rq1_tiny))
+    assert (rq2["paper"] == "yes").all() and len(rq2) == 7
+    counts = studies.claims_summary({"rq4": rq4_tiny, "rq1": rq1_tiny})
+    assert counts["study"].tolist() == ["rq4", "rq1"] and counts["claims"].tolist() == [6, 6]
+    assert (counts[["yes", "yes (within noise)", "no (within noise)", "no", "n/a"]].sum(axis=1) == counts["claims"]).all()
+
+
+def test_format_summary_reads_kit_and_paper_tables_alike(rq1_tiny):
+    paper = studies.format_summary(studies.paper_table("rq1"))
+    assert list(paper.columns) == ["encoder", "method", "R_cumu", "R_avg", "Length"]
+    assert paper["R_cumu"].iloc[0] == "74.65 ± 24.22" and paper["Length"].iloc[0] == "13.22"
+    ours = studies.format_summary(rq1_tiny)
+    assert list(ours.columns) == ["encoder", "method", "R_cumu", "R_avg", "Length", "CTR"]
+    assert ours["CTR"].str.match(r"^\d\.\d{3} ± \d\.\d{3}$").all()
+    table3 = studies.format_summary(studies.paper_table("rq2"))
+    assert table3.columns.tolist() == ["method", "11-20", "21-30", "31+"] and table3.iloc[-1, 1] == "0.803 ± 0.029"
+
+
+def test_beside_figure_and_explorer_show_both_panels(rq1_tiny):
+    paper = studies.paper_table("rq1")
+    fig = study_viz.beside_figure(rq1_tiny, paper, "R_cumu", color="encoder")
+    assert [a.text for a in fig.layout.annotations] == [study_viz.HERE_TITLE, study_viz.PAPER_TITLE]
+    assert len(fig.data) == 4 and fig.data[0].marker.color == fig.data[2].marker.color   # gru: same colour both sides
+    assert sum(t.showlegend for t in fig.data) == 2
+    missing = study_viz.beside_figure(rq1_tiny, paper, "CTR", color="encoder")            # Tables 1–2 have no CTR
+    assert len(missing.data) == 2 and "CTR: not reported" in [a.text for a in missing.layout.annotations]
+    scaled = study_viz.beside_figure(rq1_tiny, paper, "R_cumu", color="encoder", scale=True)
+    assert max(max(t.y) for t in scaled.data[2:]) == pytest.approx(1.0)
+    explorer = study_viz.comparison_explorer(rq1_tiny, paper, color="encoder")
+    explorer.controls["metric"].value = "CTR"
+    assert len(explorer.figure.data) == 2
+    explorer.controls["metric"].value = "R_avg"
+    explorer.controls["scale"].value = True
+    assert len(explorer.figure.data) == 4 and max(max(t.y) for t in explorer.figure.data[2:]) == pytest.approx(1.0)
+    assert "CTR: not reported" not in [a.text for a in explorer.figure.layout.annotations]
+
+
+def test_side_by_side_shows_each_table_under_its_caption():
+    shown = study_viz.side_by_side({"here": pd.DataFrame({"a": [1]}), "paper (VirtualTaobao)": pd.DataFrame({"b": [2]})})
+    assert shown.data.count("<table") == 2 and "paper (VirtualTaobao)" in shown.data

@@ -12,7 +12,7 @@ from plotly.subplots import make_subplots
 from ..studies import format_table
 
 __all__ = ["study_figure", "rq1_figure", "rq2_figure", "rq3_figure", "rq4_figure", "rq5_figure", "write_report",
-           "PAPER_SHAPES"]
+           "PAPER_SHAPES", "side_by_side", "beside_figure", "comparison_explorer"]
 
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf", "#7f7f7f", "#bcbd22")
 PAPER_SHAPES = {"rq1": "Tables 1–2: R_cumu, R_avg, Length, CTR per method and encoder",
@@ -120,3 +120,85 @@ def write_report(results: Mapping[str, pd.DataFrame], path: str | os.PathLike[st
     with open(path, "w", encoding="utf-8") as handle:
         handle.write(document)
     return str(path)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The kit's numbers beside the paper's (notebook 07).
+
+_PALETTE = COLORS + ("#e377c2", "#aec7e8", "#ffbb78", "#98df8a", "#c5b0d5", "#393b79", "#c49c94", "#9edae5")
+HERE_TITLE = "here (RecSim-v0)"
+PAPER_TITLE = "paper (VirtualTaobao)"
+
+
+def side_by_side(tables: Mapping[str, pd.DataFrame]):
+    """Tables next to each other, each under its caption (an ``IPython.display.HTML``; leave it last in a
+    cell). Wraps onto the next line when the page is narrow."""
+    from IPython.display import HTML
+
+    boxes = [f"<div style='display:inline-block;vertical-align:top;margin:0 2em 1em 0'>"
+             f"<div style='font-weight:bold;margin-bottom:.3em'>{html.escape(caption)}</div>"
+             f"{table.to_html(index=False, border=0, classes='results')}</div>" for caption, table in tables.items()]
+    style = ("<style>table.results{border-collapse:collapse}table.results td,table.results th"
+             "{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right}</style>")
+    return HTML(style + "<div>" + "".join(boxes) + "</div>")
+
+
+def _panel_bars(fig: go.Figure, table: pd.DataFrame | None, x: str, metric: str, color: str | None, col: int,
+                scale: bool, colors: dict[str, str], legend: set[str]) -> None:
+    """Bars of ``metric`` per ``x`` in panel ``col``, one trace per ``color`` group (coloured by
+    ``colors[group]``, so a method keeps its colour in both panels); a note where the table has no such
+    metric. ``scale`` divides the panel by its largest mean (best = 1)."""
+    if table is None or f"{metric}_mean" not in table.columns or not table[f"{metric}_mean"].notna().any():
+        domain = fig.layout[f"xaxis{col if col > 1 else ''}"].domain
+        fig.add_annotation(text=f"{metric}: not reported", showarrow=False, font=dict(color="#777", size=14),
+                           xref="paper", yref="paper", x=(domain[0] + domain[1]) / 2, y=0.5)
+        return
+    top = float(table[f"{metric}_mean"].abs().max()) if scale else 1.0
+    top = top if top > 0 else 1.0
+    groups = table.groupby(color, sort=False) if color else [(metric, table)]
+    for group, part in groups:
+        name = str(group)
+        std = part[f"{metric}_std"] / top if f"{metric}_std" in part.columns else None
+        fig.add_trace(go.Bar(x=part[x].astype(str), y=part[f"{metric}_mean"] / top, name=name, legendgroup=name,
+                             marker_color=colors.get(name, COLORS[0]), showlegend=bool(color) and name not in legend,
+                             error_y=dict(type="data", array=std) if std is not None else None,
+                             hovertemplate=f"{name}<br>%{{x}}: %{{y:.3g}}<extra></extra>"), row=1, col=col)
+        legend.add(name)
+
+
+def beside_figure(ours: pd.DataFrame, paper: pd.DataFrame | None, metric: str, x: str = "method",
+                  color: str | None = None, scale: bool = False) -> go.Figure:
+    """``metric`` (mean ± std) per ``x`` here (left) and in the paper (right), one bar colour per ``color``
+    group; each panel has its own y axis (the simulators' scales differ). ``scale=True`` divides each panel
+    by its largest value, so the *shapes* can be compared: who wins, by how much in relative terms."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=(HERE_TITLE, PAPER_TITLE), horizontal_spacing=0.08)
+    names = [str(g) for t in (ours, paper) if t is not None and color in t.columns for g in t[color]] if color else []
+    colors = {name: _PALETTE[k % len(_PALETTE)] for k, name in enumerate(dict.fromkeys(names))}
+    legend: set[str] = set()
+    for col, table in ((1, ours), (2, paper)):
+        _panel_bars(fig, table, x, metric, color, col, scale, colors, legend)
+    fig.update_yaxes(title_text=f"{metric} ÷ the panel's best" if scale else metric, row=1, col=1)
+    fig.update_layout(barmode="group", height=max(400, 160 + 28 * len(colors)), margin=dict(l=50, r=20, t=50, b=90),
+                      legend_title_text=color or "")
+    return fig
+
+
+def comparison_explorer(ours: pd.DataFrame, paper: pd.DataFrame | None,
+                        metrics: tuple[str, ...] = ("R_cumu", "R_avg", "Length", "CTR"), x: str = "method",
+                        color: str | None = None):
+    """A metric dropdown and a "scale each panel to its best = 1" checkbox driving ``beside_figure`` in a
+    ``go.FigureWidget``. Returns an ``Explorer`` (``.figure``, ``.controls``, ``.message``)."""
+    import ipywidgets as widgets
+
+    from .widgets import _explorer
+
+    controls = {"metric": widgets.Dropdown(options=list(metrics), value=metrics[0], description="metric"),
+                "scale": widgets.Checkbox(value=False, description="scale each panel to its best = 1", indent=False)}
+
+    def build() -> go.Figure:
+        return beside_figure(ours, paper, controls["metric"].value, x, color, controls["scale"].value)
+
+    explorer = _explorer(controls, build, ("metric", "scale"))
+    explorer.message.value = (f"<span style='color:#555'>left: {html.escape(HERE_TITLE)}; right: "
+                              f"{html.escape(PAPER_TITLE)}. Different simulators: compare rankings, not values.</span>")
+    return explorer
