@@ -100,6 +100,13 @@ def test_passing_the_result_instead_of_the_function():
     fails("q_sample", 3.0, "not_callable", "Pass the function itself")
 
 
+def test_a_changed_signature_is_reported():
+    def q_sample(a0, i, noise):
+        return a0
+
+    fails("q_sample", q_sample, "signature", "q_sample(a0, i, noise, schedule)")
+
+
 def test_modifying_an_input_in_place_is_reported():
     def q_sample(a0, i, noise, schedule):
         ab = schedule.alphas_cumprod[i - 1].unsqueeze(1)

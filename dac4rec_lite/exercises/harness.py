@@ -269,6 +269,9 @@ def _explain_error(exercise: Exercise, err: BaseException, case: Case) -> Verdic
     where = _student_line(err)
     if isinstance(err, NetworkCallMistake):
         return _fail(exercise, "network_call", f"{err}{where}", case)
+    if isinstance(err, TypeError) and "positional argument" in str(err) and not where.strip():
+        return _fail(exercise, "signature", f"your function does not take the exercise's arguments ({err}). Keep the "
+                     f"signature as given, in this order: {exercise.signature.split(' ->')[0]}.", case)
     specific = exercise.error_hint(err, case)
     if specific is not None:
         reason, text = specific
