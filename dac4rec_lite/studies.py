@@ -31,6 +31,7 @@ any of them as ``mean ± std``.
 from __future__ import annotations
 
 import os
+import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import get_context
@@ -138,10 +139,13 @@ def _execute(run: Run) -> dict[str, Any]:
     dataset = collect_mixture(env, settings["n_episodes"], seed=run.seed, progress=False)
     agent = build_agent(run.method, dataset.obs_dim, dataset.action_dim, run.preset, run.seed, run.encoder,
                         env.unwrapped.obs_layout, **dict(run.overrides))
+    start = time.perf_counter()
     agent.fit(dataset, settings["train_steps"], batch_size=settings["batch_size"], progress=False)
+    trained = time.perf_counter()
     result = evaluate(env, agent, settings["eval_episodes"], seed=10_000 + run.seed, progress=False)
     buckets = result["ctr_by_length"].assign(**run.label)
-    return {**run.label, **{m: result[m] for m in METRICS}, "ctr_by_length": buckets}
+    timing = {"train_seconds": trained - start, "eval_seconds": time.perf_counter() - trained}
+    return {**run.label, **{m: result[m] for m in METRICS}, **timing, "ctr_by_length": buckets}
 
 
 def run_study(runs: list[Run], workers: int | None = None, progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
