@@ -257,7 +257,7 @@ Q_SAMPLE = Exercise(
     ],
     shape_hint=_column_hint,
     error_hint=_index_error_hint,
-    field_words={"value": "values of a^i"},
+    field_words={"value": "a^i"},
 )
 
 
@@ -332,7 +332,7 @@ REVERSE_STEP = Exercise(
                 "variance=\"beta\"), so the numbers differ.", _reverse_variant(sigma="posterior")),
     ],
     error_hint=_index_error_hint,
-    field_words={"value": "values of a^{i-1}"},
+    field_words={"value": "a^{i-1}"},
 )
 
 
@@ -392,7 +392,7 @@ def _grad_probe(out: torch.Tensor, case: Case) -> dict[str, object]:
 
 NO_GRAD = ("Your result carries no gradient back to the network's weights θ: it was computed under torch.no_grad(), "
            "detached, or rebuilt from .item() numbers. Training needs ∇θ, so keep the whole computation in the graph.")
-GRAD_WORDS = {"value": "value", "has_grad": "gradient (there is none)", "grad": "gradient with respect to θ"}
+GRAD_WORDS = {"value": "value", "has_grad": "gradient (yours has none)", "grad": "gradient with respect to θ"}
 
 BC_LOSS = Exercise(
     name="bc_loss", equation="Eq. 8: L_d = mean ‖ε − ε_θ(√ᾱ_i a + √(1 − ᾱ_i) ε, s, i)‖² (mean over action dims)",
@@ -550,7 +550,7 @@ TD_TARGET = Exercise(
                 _td_variant(detach=False)),
     ],
     shape_hint=_td_shape_hint,
-    field_words={"value": "values of y", "requires_grad": "gradient flag (y must not require grad)"},
+    field_words={"value": "y", "requires_grad": "gradient flag (y must not require grad)"},
 )
 
 
@@ -625,7 +625,7 @@ Q_LOSS = Exercise(
                 _q_loss_variant(detach_action=True)),
     ],
     shape_hint=lambda shape, case: "Return one number: the mean over the batch, divided by the mean |Q|." if shape else None,
-    field_words={"value": "value", "has_grad": "gradient (there is none)", "grad_action": "gradient with respect to â^0"},
+    field_words={"value": "value", "has_grad": "gradient (yours has none)", "grad_action": "gradient with respect to â^0"},
 )
 
 
@@ -794,7 +794,7 @@ GUIDED_EPS = Exercise(
                 _guided_variant(reduce="mean")),
     ],
     error_hint=_guided_error_hint,
-    field_words={"value": "values of ε̃"},
+    field_words={"value": "ε̃"},
 )
 
 
@@ -884,7 +884,7 @@ SELECT_ACTION = Exercise(
                 detect=_ignores_generator),
     ],
     shape_hint=_select_shape_hint,
-    field_words={"value": "chosen actions (draw with torch.multinomial(probs, 1, generator=generator))"},
+    field_words={"value": "choice of actions (draw with torch.multinomial(probs, 1, generator=generator))"},
 )
 
 

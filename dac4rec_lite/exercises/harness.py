@@ -255,11 +255,16 @@ def _judge(exercise: Exercise, fn: Callable) -> Verdict:
             if mistake.detect is not None and mistake.detect(fn, exercise.cases):
                 return _fail(exercise, mistake.reason, mistake.message, case)
         wrong = [k for k in reference if not _same(student.get(k), reference[k])]
-        words = "; ".join(exercise.field_words.get(k, k) for k in wrong)
-        rows = _rows_report(student["value"], reference["value"], case) if "value" in wrong else ""
+        words = " and ".join(exercise.field_words.get(k, k) for k in wrong)
+        if "value" in wrong:
+            detail = _rows_report(student["value"], reference["value"], case)
+        else:
+            detail = (" The value is right, so the formula is; but part of the computation is detached, or a "
+                      "gradient flows where it should not.")
         return _fail(exercise, "wrong_value",
-                     f"wrong {words} (test {number} of {len(exercise.cases)}).{rows} Compare your formula with "
-                     f"{_label(exercise)} term by term; the hints above go through it step by step.", case)
+                     f"the kit gets a different {words} (test {number} of {len(exercise.cases)}).{detail} "
+                     f"Compare your formula with {_label(exercise)} term by term; the hints above go through it "
+                     "step by step.", case)
     return Verdict(name, True, "correct",
                    f"✓ {name} ({exercise.equation}): correct. It matches the kit on {len(exercise.cases)} tests "
                    f"({'; '.join(c().info for c in exercise.cases)}).")
