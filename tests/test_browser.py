@@ -40,6 +40,7 @@ NOTEBOOKS = sorted(p.relative_to(NB_DIR).as_posix() for p in NB_DIR.glob("**/*.i
 # recomputes in the kernel). Every notebook is still run and checked for errors, sliders and figures.
 SLIDER_CHECKS = {"01_forward_diffusion.ipynb", "02_reverse_diffusion_policy.ipynb", "05_energy_guidance.ipynb"}
 RUN_TIMEOUT_S = 240
+KERNEL_DIALOG_NOTEBOOK = "kernel_dialog_probe.ipynb"  # written into the server's copy only
 PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"  # the notebook on screen
 NB = f"{PANEL} .jp-Notebook"
 
@@ -75,6 +76,10 @@ def lab(tmp_path_factory):
     shutil.copytree(NB_DIR, work / "notebooks", ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
     if (ROOT / "docs").exists():  # notebooks link to ../docs/errata.md
         shutil.copytree(ROOT / "docs", work / "docs")
+    probe = json.loads((NB_DIR / "00_welcome.ipynb").read_text())
+    probe["metadata"]["kernelspec"] = {"name": "no-such-kernel", "display_name": "a kernel that is not installed",
+                                       "language": "python"}
+    (work / "notebooks" / KERNEL_DIALOG_NOTEBOOK).write_text(json.dumps(probe))
     settings = work / "settings"
     settings.mkdir()
     (settings / "overrides.json").write_text(json.dumps(LAB_OVERRIDES))
@@ -130,29 +135,32 @@ def _shut_down_kernels(base: str, token: str) -> None:
 
 # ----- driving JupyterLab ---------------------------------------------------------------------------------
 
-def _dismiss_dialogs_and_toasts(page) -> None:
-    """Accept a kernel-selection dialog (keep the notebook's kernel) and close notification toasts."""
+def _dismiss_dialogs_and_toasts(page, seen: list[str] | None = None) -> None:
+    """Accept a dialog (the kernel-selection dialog: keep the kernel JupyterLab proposes) and close notification
+    toasts; append what was handled to ``seen``."""
     dialog = page.locator(".jp-Dialog")
     if dialog.count():
         text = dialog.first.inner_text()
         accept = dialog.first.locator(".jp-Dialog-button.jp-mod-accept")
-        if "Select Kernel" in text or "kernel" in text.lower():
+        if accept.count():
             accept.first.click()
-        elif accept.count():
-            accept.first.click()
+            if seen is not None:
+                seen.append("dialog: " + " ".join(text.split())[:120])
     for close in page.locator(".jp-Notification-Toast-Close, .Toastify__close-button").all():
         try:
             close.click(timeout=1000)
+            if seen is not None:
+                seen.append("toast")
         except Exception:  # a toast that vanished on its own
             pass
 
 
-def _wait_for_kernel(page, timeout_s: float = 60) -> None:
+def _wait_for_kernel(page, timeout_s: float = 60, seen: list[str] | None = None) -> None:
     """Until the status bar says the notebook's kernel is idle. Running cells earlier makes JupyterLab start a
     kernel per cell (each cell then runs alone, without the imports of the first)."""
     deadline = time.time() + timeout_s
     while time.time() < deadline:
-        _dismiss_dialogs_and_toasts(page)
+        _dismiss_dialogs_and_toasts(page, seen)
         status = page.evaluate("() => (document.querySelector('#jp-main-statusbar') || document.body).innerText")
         if re.search(r"\|\s*Idle", status):
             return
@@ -238,6 +246,23 @@ def _move_a_slider(page, name: str) -> None:
     raise AssertionError("moving the slider did not change the figure within 30 s")
 
 
+def _open_and_run(page, base: str, token: str, notebook: str, name: str) -> list[str]:
+    """Open ``notebook`` in a fresh workspace, wait for its kernel, run all cells, screenshot, check for errors.
+    Returns the dialogs and toasts that had to be handled."""
+    seen: list[str] = []
+    # A fresh workspace per notebook: JupyterLab would otherwise reopen every notebook opened before.
+    page.goto(f"{base}/lab/workspaces/{name}/tree/{notebook}?reset&token={token}", wait_until="domcontentloaded")
+    page.locator(f"{NB} .jp-Cell").first.wait_for(timeout=60_000)
+    _wait_for_kernel(page, seen=seen)
+    _run_all(page)
+    _wait_until_done(page, RUN_TIMEOUT_S)
+    page.wait_for_timeout(1000)  # let widget views finish rendering
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+    problems = _page_problems(page)
+    assert not problems, "\n".join(problems)
+    return seen
+
+
 @pytest.mark.timeout(RUN_TIMEOUT_S + 120)
 @pytest.mark.parametrize("notebook", NOTEBOOKS)
 def test_notebook_in_a_real_browser(notebook, lab, browser):
@@ -247,17 +272,7 @@ def test_notebook_in_a_real_browser(notebook, lab, browser):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     try:
         start = time.time()
-        # A fresh workspace per notebook: JupyterLab would otherwise reopen every notebook opened before.
-        page.goto(f"{base}/lab/workspaces/{name}/tree/{notebook}?reset&token={token}", wait_until="domcontentloaded")
-        page.locator(f"{NB} .jp-Cell").first.wait_for(timeout=60_000)
-        _wait_for_kernel(page)
-        _run_all(page)
-        _wait_until_done(page, RUN_TIMEOUT_S)
-        page.wait_for_timeout(1000)  # let widget views finish rendering
-        page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
-        problems = _page_problems(page)
-        assert not problems, "\n".join(problems)
-
+        _open_and_run(page, base, token, notebook, name)
         source = (NB_DIR / notebook).read_text()
         counts = page.evaluate("""NB => ({
             sliders: document.querySelectorAll(NB + ' .widget-slider').length,
@@ -273,6 +288,21 @@ def test_notebook_in_a_real_browser(notebook, lab, browser):
         if Path(notebook).name in SLIDER_CHECKS:
             _move_a_slider(page, name)
         print(f"{notebook}: {time.time() - start:.1f} s in the browser, {counts}")
+    finally:
+        page.close()
+        _shut_down_kernels(base, token)
+
+
+@pytest.mark.timeout(RUN_TIMEOUT_S)
+def test_kernel_selection_dialog_is_answered(lab, browser):
+    """A notebook whose kernel is not installed makes JupyterLab ask for one; the test accepts its proposal
+    (the environment's default Python kernel) and the notebook still runs without errors."""
+    base, token = lab
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        seen = _open_and_run(page, base, token, KERNEL_DIALOG_NOTEBOOK, "kernel_dialog")
+        assert any(s.startswith("dialog:") and "kernel" in s.lower() for s in seen), seen
     finally:
         page.close()
         _shut_down_kernels(base, token)
