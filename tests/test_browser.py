@@ -276,12 +276,14 @@ def test_notebook_in_a_real_browser(notebook, lab, browser):
         source = (NB_DIR / notebook).read_text()
         counts = page.evaluate("""NB => ({
             sliders: document.querySelectorAll(NB + ' .widget-slider').length,
+            controls: document.querySelectorAll(['.widget-slider', '.widget-dropdown', '.widget-checkbox']
+                .map(c => NB + ' ' + c).join(', ')).length,
             plots: document.querySelectorAll(NB + ' .js-plotly-plot').length,
             buttons: document.querySelectorAll(NB + ' .jupyter-button').length})""", NB)
         if "viz." in source:
             assert counts["plots"] > 0, f"no plotly figure rendered: {counts}"
         if "explorer(" in source or "panel(" in source:
-            assert counts["sliders"] > 0, f"no ipywidgets slider rendered: {counts}"
+            assert counts["controls"] > 0, f"no ipywidgets control (slider, dropdown, checkbox) rendered: {counts}"
         if 'hints("' in source:
             page.locator(f"{NB} .jupyter-button:has-text('Show hint 1')").first.click()
             page.locator(f"{NB} .widget-html:has-text('Hint 1.')").first.wait_for(timeout=15_000)
