@@ -208,6 +208,10 @@ def _page_problems(page) -> list[str]:
                 || /^[A-Za-z]*Error\\b.*Traceback/s.test(text)) out.push('error output: ' + text.slice(0, 400));
             if (/Error displaying widget|Failed to load model class|Error rendering/.test(text))
                 out.push('widget failed: ' + text.slice(0, 300));
+            if (mime === 'application/vnd.jupyter.widget-view+json' && !el.querySelector('.jupyter-widgets'))
+                out.push('widget not rendered: ' + text.slice(0, 300));
+            if (mime === 'text/plain' && /^\w*(Box|Slider|Dropdown|Button|Widget|Explorer|Checkbox)\(/.test(text.trim()))
+                out.push('widget shown as text (no widget renderer): ' + text.slice(0, 200));
         }
         return out;
     }""", NB)
