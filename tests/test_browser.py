@@ -210,7 +210,7 @@ def _page_problems(page) -> list[str]:
                 out.push('widget failed: ' + text.slice(0, 300));
             if (mime === 'application/vnd.jupyter.widget-view+json' && !el.querySelector('.jupyter-widgets'))
                 out.push('widget not rendered: ' + text.slice(0, 300));
-            if (mime === 'text/plain' && /^\w*(Box|Slider|Dropdown|Button|Widget|Explorer|Checkbox)\(/.test(text.trim()))
+            if (mime === 'text/plain' && /^\\w*(Box|Slider|Dropdown|Button|Widget|Explorer|Checkbox)\\(/.test(text.trim()))
                 out.push('widget shown as text (no widget renderer): ' + text.slice(0, 200));
         }
         return out;
