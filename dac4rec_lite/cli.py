@@ -20,8 +20,7 @@ import gymnasium as gym
 import pandas as pd
 import torch
 
-from . import agents as agent_classes
-from .agents.base import CHECKPOINT_FORMAT
+from .agents import load_agent
 from .evaluation import collect_mixture, evaluate
 from .studies import METHODS, STUDIES, STUDY_SETTINGS, build_agent, format_table, rq2
 from .utils import PRESETS
@@ -111,18 +110,10 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _load_agent(path: str, device: str):
-    if not os.path.exists(path):
-        raise UsageError(f"no checkpoint at {path}; train one first: python -m dac4rec_lite train --out DIR")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # unpickling errors come in many types
-        raise UsageError(f"{path} is not a readable checkpoint ({type(err).__name__}: {err})") from None
-    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
-        raise UsageError(f"{path} is not a dac4rec_lite agent checkpoint")
-    cls = getattr(agent_classes, checkpoint["agent"], None)
-    if cls is None:
-        raise UsageError(f"{path} holds an unknown agent type {checkpoint['agent']!r}")
-    return cls.load(path, device=device)
+        return load_agent(path, device=device)
+    except (FileNotFoundError, ValueError) as err:
+        raise UsageError(f"{err} Train one with: python -m dac4rec_lite train --out DIR") from None
 
 
 def _evaluate(args: argparse.Namespace) -> None:

@@ -264,3 +264,15 @@ def test_beside_figure_and_explorer_show_both_panels(rq1_tiny):
 def test_side_by_side_shows_each_table_under_its_caption():
     shown = study_viz.side_by_side({"here": pd.DataFrame({"a": [1]}), "paper (VirtualTaobao)": pd.DataFrame({"b": [2]})})
     assert shown.data.count("<table") == 2 and "paper (VirtualTaobao)" in shown.data
+
+
+def test_load_agent_reads_the_class_from_the_checkpoint(tmp_path):
+    agent = dl.BehaviorCloning(4, 2, hidden_dim=8, seed=1)
+    agent.save(tmp_path / "bc.pt")
+    loaded = dl.agents.load_agent(tmp_path / "bc.pt")
+    assert type(loaded) is dl.BehaviorCloning
+    obs = np.zeros((3, 4), dtype=np.float32)
+    np.testing.assert_array_equal(loaded.act(obs), agent.act(obs))
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="not a readable"):
+        dl.agents.load_agent(tmp_path / "junk.pt")

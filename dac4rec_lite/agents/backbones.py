@@ -383,13 +383,6 @@ class _ActorCritic(DiffusionActor, OfflineAgent):
         if self.target_policy is not None:
             soft_update(self.target_policy, self.policy, self.config.tau)
 
-    def _step(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor, params: list[torch.Tensor]) -> None:
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.config.grad_clip > 0:
-            nn.utils.clip_grad_norm_(params, self.config.grad_clip)
-        optimizer.step()
-
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         """Critic step; every ``policy_delay`` steps (1 except for TD3) an actor step and the target updates."""
         batch = self._check_batch(batch)

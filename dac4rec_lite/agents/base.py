@@ -20,10 +20,23 @@ from tqdm.auto import tqdm
 
 from ..encoders import as_layout, make_encoder
 
-__all__ = ["OfflineAgent", "TrainingDivergedError", "BATCH_KEYS", "encoder_config", "frozen"]
+__all__ = ["OfflineAgent", "TrainingDivergedError", "BATCH_KEYS", "encoder_config", "frozen", "read_checkpoint"]
 
 BATCH_KEYS = ("observations", "actions", "rewards", "next_observations", "terminals")
 CHECKPOINT_FORMAT = "dac4rec_lite-agent-v1"
+
+
+def read_checkpoint(path: str | os.PathLike[str]) -> dict:
+    """The contents of a file written by ``agent.save``, checked to be one (any agent class)."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no checkpoint at {path!s}; check the path (save one with agent.save(path)).")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # unpickling errors come in many types
+        raise ValueError(f"{path!s} is not a readable dac4rec_lite checkpoint ({type(err).__name__}: {err}).") from err
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path!s} is not a dac4rec_lite agent checkpoint (no '{CHECKPOINT_FORMAT}' tag).")
+    return checkpoint
 
 
 class TrainingDivergedError(RuntimeError):
@@ -102,14 +115,7 @@ class OfflineAgent:
 
     @classmethod
     def _read_checkpoint(cls, path: str | os.PathLike[str]) -> dict:
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"no checkpoint at {path!s}; check the path (save one with agent.save(path)).")
-        try:
-            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:  # unpickling errors come in many types
-            raise ValueError(f"{path!s} is not a readable dac4rec_lite checkpoint ({type(err).__name__}: {err}).") from err
-        if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"{path!s} is not a dac4rec_lite agent checkpoint (no '{CHECKPOINT_FORMAT}' tag).")
+        checkpoint = read_checkpoint(path)
         if checkpoint["agent"] != cls.__name__:
             raise ValueError(
                 f"{path!s} holds a {checkpoint['agent']} checkpoint; load it with dl.{checkpoint['agent']}.load(...)."
@@ -185,6 +191,14 @@ class OfflineAgent:
             )
 
     # ----- training loop ------------------------------------------------------------------------------
+    def _step(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor, params: list[torch.Tensor]) -> None:
+        """One optimiser step on ``loss``, clipping the gradient norm of ``params`` to ``config.grad_clip``."""
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.grad_clip > 0:
+            nn.utils.clip_grad_norm_(params, self.config.grad_clip)
+        optimizer.step()
+
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         raise NotImplementedError
 

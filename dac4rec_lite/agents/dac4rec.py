@@ -292,13 +292,6 @@ class DAC4Rec(DiffusionActor, OfflineAgent):
         soft_update(self.target_policy, self.policy, self.config.tau)
         return {**metrics, "policy_loss": loss.item()}
 
-    def _step(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor, params: list[torch.Tensor]) -> None:
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.config.grad_clip > 0:
-            nn.utils.clip_grad_norm_(params, self.config.grad_clip)
-        optimizer.step()
-
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         """One iteration of Algorithm 1, step 1: critic (lines 3–4), then policy (lines 5–7)."""
         batch = self._check_batch(batch)  # line 2: (s, a, r, s′) ~ D
