@@ -22,7 +22,7 @@ import torch
 
 from .agents import load_agent
 from .evaluation import collect_mixture, evaluate
-from .studies import METHODS, STUDIES, STUDY_SETTINGS, build_agent, format_table, rq2
+from .studies import METHODS, STUDIES, STUDY_SETTINGS, batch_size_for, build_agent, format_table, rq2
 from .utils import PRESETS
 
 __all__ = ["main", "build_parser"]
@@ -102,7 +102,8 @@ def _train(args: argparse.Namespace) -> None:
         agent = build_agent(args.method, dataset.obs_dim, dataset.action_dim, args.preset, seed, encoder,
                             env.unwrapped.obs_layout, device=args.device)
         start = time.time()
-        log = agent.fit(dataset, settings["train_steps"], batch_size=settings["batch_size"], progress=not args.no_progress)
+        log = agent.fit(dataset, settings["train_steps"], batch_size=batch_size_for(args.method, args.preset),
+                        progress=not args.no_progress)
         stem = os.path.join(args.out, f"{args.method.replace(' ', '_')}-seed{seed}")
         agent.save(stem + ".pt")
         log.to_csv(stem + "_log.csv", index=False)
