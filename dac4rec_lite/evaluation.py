@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 
 from .data.dataset import OfflineDataset
 
-__all__ = ["collect", "collect_mixture", "evaluate", "trace_episode", "rollout", "summarise_episodes", "ctr_by_length", "LENGTH_BUCKETS"]
+__all__ = ["collect", "collect_mixture", "evaluate", "trace_episode", "rollout", "summarise_episodes", "first_pages_ctr", "ctr_by_length", "LENGTH_BUCKETS"]
 
 LENGTH_BUCKETS = ((11, 20), (21, 30), (31, None))  # the paper's Table 3 interaction-length buckets
 
@@ -195,6 +195,13 @@ def summarise_episodes(episodes: pd.DataFrame, page_size: int | None = None) -> 
     ctr = episodes["clicks"].sum() / (page_size * steps) if page_size else float((episodes["ctr"] * episodes["length"]).sum() / steps)
     return {"R_cumu": float(episodes["return"].mean()), "R_avg": float(episodes["return"].sum() / steps),
             "Length": float(episodes["length"].mean()), "CTR": float(ctr)}
+
+
+def first_pages_ctr(steps: pd.DataFrame, pages: int = 5, page_size: int = 10) -> float:
+    """Pooled CTR of every session's first ``pages`` pages, from a rollout's per-step table (``step`` is
+    0-based): where short-term greed shows — the myopic policy wins here and loses the session."""
+    early = steps[steps["step"] < pages]
+    return float(early["clicks"].sum() / (page_size * len(early)))
 
 
 def ctr_by_length(episodes: pd.DataFrame, page_size: int | None = None,

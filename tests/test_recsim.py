@@ -10,7 +10,7 @@ from gymnasium.utils.env_checker import check_env
 
 import dac4rec_lite as dl
 from dac4rec_lite.envs import LongTermExpert, MyopicPolicy, NoisyExpert, RandomPolicy, RecSimConfig, RecSimulator
-from dac4rec_lite.evaluation import ctr_by_length, rollout, summarise_episodes
+from dac4rec_lite.evaluation import ctr_by_length, first_pages_ctr, rollout, summarise_episodes
 
 N_EPISODES = 600
 
@@ -24,12 +24,6 @@ def env():
 def scripted_results(env):
     policies = {"random": RandomPolicy(), "myopic": MyopicPolicy(), "expert": LongTermExpert(), "noisy_expert": NoisyExpert()}
     return {name: rollout(env, policy, N_EPISODES, seed=11, progress=False) for name, policy in policies.items()}
-
-
-def _first_pages_ctr(result, pages=5, page_size=10):
-    steps = result["steps"]
-    early = steps[steps["step"] < pages]
-    return early["clicks"].sum() / (page_size * len(early))
 
 
 # ----- gymnasium contract ----------------------------------------------------------------------------
@@ -185,7 +179,7 @@ def test_expert_keeps_users_longer_and_earns_more_than_myopic(scripted_results):
 
 
 def test_myopic_wins_the_first_five_pages(scripted_results):
-    assert _first_pages_ctr(scripted_results["myopic"]) >= _first_pages_ctr(scripted_results["expert"])
+    assert first_pages_ctr(scripted_results["myopic"]["steps"]) >= first_pages_ctr(scripted_results["expert"]["steps"])
 
 
 def test_random_earns_at_most_half_of_the_expert(scripted_results):
@@ -207,6 +201,11 @@ def test_metrics_are_pooled_as_easyrl4rec_computes_them():
     assert m["R_avg"] == pytest.approx(15 / 15)       # total reward / total steps, not the mean of ratios
     assert m["Length"] == pytest.approx(5.0)
     assert m["CTR"] == pytest.approx(15 / (10 * 15))
+
+
+def test_first_pages_ctr_pools_only_the_early_pages():
+    steps = pd.DataFrame({"episode": [0, 0, 0, 1, 1], "step": [0, 1, 2, 0, 1], "clicks": [4, 2, 9, 6, 0]})
+    assert first_pages_ctr(steps, pages=2) == pytest.approx((4 + 2 + 6 + 0) / (10 * 4))
 
 
 def test_ctr_by_length_buckets_follow_table_3():
