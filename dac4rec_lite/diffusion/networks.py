@@ -100,19 +100,34 @@ class EpsilonMLP(nn.Module):
         return self.time_in(self.time_mlp(i))
 
     def denoise(self, state_projection: torch.Tensor, a_i: torch.Tensor, time_projection: torch.Tensor) -> torch.Tensor:
-        """ε from cached projections; ``time_projection`` is (B, hidden) or (1, hidden) for one shared step.
+        """ε from cached projections; ``time_projection`` is (B, hidden) or (hidden,) for one shared step.
 
-        W_a a + (W_t t + b) is one fused addmm; adding W_s s makes the first layer's pre-activation. Without
-        autograd (sampling under no_grad) the activations run in place on one buffer: same numbers, fewer
-        allocations (1.6 → 1.1 ms per step at B = 1024, hidden 256 on a 2-core CPU)."""
+        W_a a + (W_t t + b) is one fused addmm; adding W_s s makes the first layer's pre-activation."""
         first = torch.addmm(time_projection, a_i, self.action_in.weight.t())
+        return self.body(first + state_projection)
+
+    def epsilon_fn(self, state: torch.Tensor, n_steps: int) -> Callable[[torch.Tensor, int], torch.Tensor]:
+        """ε as a function of (a^i, i) along one reverse chain of ``n_steps`` for a fixed batch of states.
+
+        W_s s is computed once per chain and W_t t(i) + b once per step for all N steps (exact: the first
+        layer is linear in each part). Without autograd (sampling under no_grad / inference_mode) the step
+        also reads the layers' weights once per chain and runs every activation in place on one buffer:
+        per step that is 4 addmm, 1 add and 3 in-place activations, nothing else."""
+        state_projection = self.project_state(state)
+        time_table = self.project_time(torch.arange(1, n_steps + 1, device=state.device))
         if torch.is_grad_enabled():
-            return self.body(first + state_projection)
-        h = first.add_(state_projection)
+            return lambda a_i, i: self.denoise(state_projection, a_i, time_table[i - 1])
+        action_weight = self.action_in.weight.t()
+        linears = [(layer.bias, layer.weight.t()) for layer in self.body if isinstance(layer, nn.Linear)]
         activate = _INPLACE[self.activation]
-        for layer in self.body:
-            h = torch.addmm(layer.bias, h, layer.weight.t()) if isinstance(layer, nn.Linear) else activate(h)
-        return h
+
+        def epsilon(a_i: torch.Tensor, i: int) -> torch.Tensor:
+            h = torch.addmm(time_table[i - 1], a_i, action_weight).add_(state_projection)
+            for bias, weight in linears:
+                h = torch.addmm(bias, activate(h), weight)
+            return h
+
+        return epsilon
 
     def forward(self, state: torch.Tensor, a_i: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
         return self.denoise(self.project_state(state), a_i, self.project_time(i))

@@ -140,15 +140,10 @@ class DiffusionPolicy(nn.Module):
         return self.denoise_dataset_action(state, action, generator, step)[2]
 
     def _eps_fn(self, state: torch.Tensor):
-        """ε as a function of (a^i, i) for one batch of states, with cached projections when possible.
-
-        For the default ε-MLP the state's share of the first layer is computed once for the whole chain and
-        the time term is tabulated once for all N steps (exact: the layer is linear in each part)."""
+        """ε as a function of (a^i, i) for one batch of states. The default ε-MLP caches its state and time
+        projections along the chain (``EpsilonMLP.epsilon_fn``); any other network is called every step."""
         if isinstance(self.eps_model, EpsilonMLP):
-            state_projection = self.eps_model.project_state(state)
-            all_steps = torch.arange(1, self.n_steps + 1, device=self.device)
-            time_table = self.eps_model.project_time(all_steps)
-            return lambda a_i, i: self.eps_model.denoise(state_projection, a_i, time_table[i - 1 : i])
+            return self.eps_model.epsilon_fn(state, self.n_steps)
 
         batch = state.shape[0]
 

@@ -91,7 +91,7 @@ class _Stepper:
         if self.guidance is not None:
             steps = torch.full((a.shape[0],), i, dtype=torch.long, device=self.device)
             eps = eps - math.sqrt(1 - ab) * self.guidance(self.state, a, steps)  # Eq. 24
-        a0 = (a - math.sqrt(1 - ab) * eps) / math.sqrt(ab)  # Eq. 14
+        a0 = torch.add(a, eps, alpha=-math.sqrt(1 - ab)).mul_(1 / math.sqrt(ab))  # Eq. 14
         if self.max_action is not None:
             a0 = a0.clamp(-self.max_action, self.max_action)
         return eps, a0
@@ -105,9 +105,9 @@ def ddpm_sample(schedule: VPSchedule, a: torch.Tensor, stepper: _Stepper, *,
     std = schedule.reverse_variance(variance).sqrt().tolist()
     for i in range(schedule.n_steps, 0, -1):
         _, a0 = stepper.eps_and_a0(a, i)
-        a = coef_a0[i - 1] * a0 + coef_ai[i - 1] * a  # posterior mean
+        a = torch.add(coef_a0[i - 1] * a0, a, alpha=coef_ai[i - 1])  # posterior mean
         if std[i - 1] > 0:
-            a = a + std[i - 1] * randn(tuple(a.shape), generator, a.device, a.dtype)
+            a.add_(randn(tuple(a.shape), generator, a.device, a.dtype), alpha=std[i - 1])
         if trajectory is not None:
             trajectory.append(a)
     return a
