@@ -1,9 +1,12 @@
 """How close is `DiffusionPolicy.sample` to the cost of its own matrix products?
 
 Measures, in one run, on the same machine and thread count:
-  ours       DiffusionPolicy.sample (N-step DDPM chain, default ε-MLP) under torch.inference_mode
-  floor      only the matrix products that the sampler itself performs: the state projection once, then per
-             step the action-input layer, two hidden layers and the output layer (no activations, no noise)
+  ours       DiffusionPolicy.sample (N-step DDPM chain, default ε-MLP) under torch.inference_mode, once per
+             activation asked for (default: ReLU, the kit's default, and SiLU, to show what the choice costs)
+  floor      only the matrix products that the sampler itself performs, as it performs them (addmm with the
+             bias, into the same reused buffers): the state projection once, then per step the action-input,
+             two hidden and the output layer; no activations, no noise, no sampler arithmetic. A second line
+             drops the biases (plain mm): the stricter floor of bare GEMMs.
   reference  a naive Diffusion-QL-style loop: ε-MLP on cat[a, t_emb, s] with Mish, the time MLP recomputed
              for every sample at every step, per-step coefficient gathers, â⁰ clamped to ±1
 
@@ -11,6 +14,7 @@ Prints a table of best-of-rounds times and the ratios ours/floor and reference/o
 depend on the machine; run it before and after a change.
 
     python benchmarks/sampling.py [--batch 1024 --state-dim 91 --action-dim 27 --steps 100 --repeats 5]
+                                  [--activations relu silu mish] [--threads 1]
 """
 from __future__ import annotations
 
@@ -39,19 +43,26 @@ def timed_round_robin(fns: list, repeats: int) -> list[float]:
     return [min(record) for record in times]
 
 
-def floor_fn(policy: dl.DiffusionPolicy, state: torch.Tensor):
+def floor_fn(policy: dl.DiffusionPolicy, state: torch.Tensor, with_bias: bool = True):
+    """The matrix products of one N-step chain, exactly as ``EpsilonMLP.epsilon_fn`` issues them: the state
+    projection once, then per step the action-input layer (whose BLAS call also adds the tabulated time row),
+    two hidden layers and the output layer, written into the same reused buffers. Nothing else: no
+    activations, no state add, no noise, no sampler arithmetic. ``with_bias=False`` drops the bias/time rows
+    (plain ``mm``): the stricter floor of bare GEMMs."""
     net = policy.eps_model
     layers = [net.action_in, net.body[1], net.body[3], net.body[5]]
-    weights = [layer.weight.t().contiguous() for layer in layers]
-    state_weight = net.state_in.weight.t().contiguous()
-    x0 = torch.zeros(state.shape[0], policy.action_dim)
+    weights = [layer.weight.t() for layer in layers]
+    biases = [net.time_in.bias] + [layer.bias for layer in layers[1:]]
+    hidden = [torch.empty(state.shape[0], net.time_in.out_features) for _ in range(2)]
+    a = torch.zeros(state.shape[0], policy.action_dim)
 
     def run():
-        state @ state_weight
+        net.project_state(state)
         for _ in range(policy.n_steps):
-            h = x0
-            for w in weights:
-                h = h @ w
+            h = a
+            for k, (weight, bias) in enumerate(zip(weights, biases)):
+                out = hidden[k % 2] if k < len(weights) - 1 else None
+                h = torch.addmm(bias, h, weight, out=out) if with_bias else torch.mm(h, weight, out=out)
 
     return run
 
@@ -111,35 +122,41 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--activations", nargs="+", default=["relu", "silu"], choices=sorted(dl.diffusion.ACTIVATIONS),
+                        help="ε-MLP activations to time; the first is the headline 'ours'")
     args = parser.parse_args()
     if args.threads is not None:
         torch.set_num_threads(args.threads)
 
     torch.manual_seed(args.seed)
     schedule = dl.VPSchedule(args.steps)
-    policy = dl.DiffusionPolicy(args.state_dim, args.action_dim, schedule, hidden_dim=args.hidden).eval()
+    policies = {name: dl.DiffusionPolicy(args.state_dim, args.action_dim, schedule, hidden_dim=args.hidden,
+                                         activation=name).eval() for name in args.activations}
     naive = NaiveEpsNet(args.state_dim, args.action_dim, args.hidden).eval()
     state = torch.randn(args.batch, args.state_dim)
 
-    with torch.no_grad():  # sample() itself switches to inference mode on this path
-        ours, floor, reference = timed_round_robin([
-            lambda: policy.sample(state, generator=torch.Generator().manual_seed(0)),
-            floor_fn(policy, state),
-            reference_fn(schedule, naive, state, args.action_dim),
-        ], args.repeats)
+    def ours(policy: dl.DiffusionPolicy):
+        return lambda: policy.sample(state, generator=torch.Generator().manual_seed(0))
 
-    table = pd.DataFrame(
-        {
-            "seconds": [ours, floor, reference],
-            "× floor": [ours / floor, 1.0, reference / floor],
-        },
-        index=["ours (DiffusionPolicy.sample)", "floor (bare matmuls)", "reference (Diffusion-QL style)"],
-    )
+    first = next(iter(policies.values()))
+    with torch.no_grad():  # sample() itself switches to inference mode on this path
+        *ours_times, floor, bare, reference = timed_round_robin(
+            [ours(policy) for policy in policies.values()]
+            + [floor_fn(first, state), floor_fn(first, state, with_bias=False),
+               reference_fn(schedule, naive, state, args.action_dim)],
+            args.repeats,
+        )
+
+    names = [f"ours ({name})" for name in policies] + [
+        "floor (the fast path's matmul calls)", "bias-free matmuls (stricter floor)", "reference (Diffusion-QL style, Mish)"]
+    seconds = [*ours_times, floor, bare, reference]
+    table = pd.DataFrame({"seconds": seconds, "× floor": [t / floor for t in seconds]}, index=names)
     print(f"B={args.batch} state={args.state_dim} action={args.action_dim} N={args.steps} hidden={args.hidden} "
           f"threads={torch.get_num_threads()} torch={torch.__version__}")
     print(table.to_string(float_format=lambda v: f"{v:.3f}"))
-    print(f"ours / floor = {ours / floor:.2f}   reference / ours = {reference / ours:.2f}")
-
+    headline = ours_times[0]
+    print(f"ours ({args.activations[0]}) / floor = {headline / floor:.2f}   ours / bias-free matmuls = "
+          f"{headline / bare:.2f}   reference / ours = {reference / headline:.2f}")
 
 if __name__ == "__main__":
     main()

@@ -52,13 +52,14 @@ CriticFn = Callable[[torch.Tensor, torch.Tensor], object]
 
 class EnergyModel(nn.Module):
     """f_ψ(state, a_i, i) ≈ ℰ_i(s, a_i) (Eq. 23/25), returning (B, 1). An MLP with a time embedding: the
-    conditional MLP of the ε-network with a scalar output."""
+    conditional MLP of the ε-network with a scalar output, with SiLU rather than the ε-network's ReLU:
+    guidance follows ∇_a f_ψ (Eq. 24), and a ReLU network's gradient is piecewise constant in a."""
 
     def __init__(self, state_dim: int, action_dim: int, schedule: VPSchedule, hidden_dim: int = 256) -> None:
         super().__init__()
         self.state_dim, self.action_dim = state_dim, action_dim
         self.schedule = schedule
-        self.net = EpsilonMLP(state_dim, action_dim, hidden_dim, out_dim=1)
+        self.net = EpsilonMLP(state_dim, action_dim, hidden_dim, activation="silu", out_dim=1)
 
     def forward(self, state: torch.Tensor, a_i: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
         check_matrix(state, "state", self.state_dim)

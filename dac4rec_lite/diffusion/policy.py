@@ -39,7 +39,7 @@ class DiffusionPolicy(nn.Module):
         hidden_dim: int = 256,
         max_action: float | None = 1.0,
         eps_model: nn.Module | None = None,
-        activation: str = "silu",
+        activation: str = "relu",
     ) -> None:
         super().__init__()
         if not isinstance(schedule, VPSchedule):

@@ -105,7 +105,7 @@ def ddpm_sample(schedule: VPSchedule, a: torch.Tensor, stepper: _Stepper, *,
     std = schedule.reverse_variance(variance).sqrt().tolist()
     for i in range(schedule.n_steps, 0, -1):
         _, a0 = stepper.eps_and_a0(a, i)
-        a = torch.add(coef_a0[i - 1] * a0, a, alpha=coef_ai[i - 1])  # posterior mean
+        a = a0.mul_(coef_a0[i - 1]).add_(a, alpha=coef_ai[i - 1])  # posterior mean (â^0 is not needed after)
         if std[i - 1] > 0:
             a.add_(randn(tuple(a.shape), generator, a.device, a.dtype), alpha=std[i - 1])
         if trajectory is not None:
