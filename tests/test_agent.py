@@ -149,6 +149,17 @@ def test_save_load_round_trip_and_mismatches(tmp_path):
     other = dl.DAC4Rec(1, 2, n_steps=7, hidden_dim=16, seed=0)
     with pytest.raises(ValueError, match="n_steps: checkpoint 5 vs this agent 7"):
         other.load_weights(path)
+    # Same shapes, different function: a ReLU ε-network's weights must not load into a SiLU one (or a file
+    # written before the field existed, when the ε-network used SiLU).
+    silu = dl.DAC4Rec(1, 2, n_steps=5, hidden_dim=16, encoder="mlp", eps_activation="silu", seed=0)
+    assert silu.policy.eps_model.activation == "silu" and agent.policy.eps_model.activation == "relu"
+    with pytest.raises(ValueError, match="eps_activation: checkpoint 'relu' vs this agent 'silu'"):
+        silu.load_weights(path)
+    old = torch.load(path, weights_only=True)
+    del old["config"]["eps_activation"]
+    torch.save(old, tmp_path / "before_the_field.pt")
+    with pytest.raises(ValueError, match="eps_activation: checkpoint None vs this agent 'relu'"):
+        dl.DAC4Rec.load(tmp_path / "before_the_field.pt")
     torch.save({"something": 1}, tmp_path / "foreign.pt")
     with pytest.raises(ValueError, match="not a dac4rec_lite agent checkpoint"):
         dl.DAC4Rec.load(tmp_path / "foreign.pt")
@@ -244,7 +255,8 @@ def test_custom_encoder_checkpoints_need_the_module_back(tmp_path):
 
 @pytest.mark.parametrize("kwargs,match", [(dict(tau=0.0), "tau"), (dict(tau=1.5), "tau"), (dict(q_bound=0.0), "q_bound"),
                                           (dict(td_sample_steps=3), "td_sampler='ddim' or 'dpm'"),
-                                          (dict(act_sampler="dpm", act_sample_steps=50), "1..n_steps=5")])
+                                          (dict(act_sampler="dpm", act_sample_steps=50), "1..n_steps=5"),
+                                          (dict(eps_activation="gelu"), "eps_activation must be one of")])
 def test_bad_agent_config_raises_before_training(kwargs, match):
     with pytest.raises(ValueError, match=match):
         dl.DAC4Rec(3, 2, n_steps=5, hidden_dim=16, **kwargs)

@@ -217,7 +217,8 @@ def test_save_load_round_trip(cls, diffusion, energy, tmp_path):
 @pytest.mark.parametrize("kwargs,match", [(dict(tau=0.0), "tau"), (dict(q_weight=-1.0), "q_weight"),
                                           (dict(energy_candidates=1), "energy_candidates"),
                                           (dict(td_sample_steps=3), "td_sampler='ddim' or 'dpm'"),
-                                          (dict(policy_delay=0), "policy_delay")])
+                                          (dict(policy_delay=0), "policy_delay"),
+                                          (dict(diffusion=True, eps_activation="swish"), "eps_activation must be one of")])
 def test_bad_backbone_config_raises(kwargs, match):
     with pytest.raises(ValueError, match=match):
         dl.TD3(3, 2, **TINY, **kwargs)

@@ -51,10 +51,12 @@ def test_sampling_is_reproducible_and_the_trajectory_is_consistent():
     assert a1.abs().max() <= 1.0
 
 
-def test_cached_projection_path_equals_plain_forward():
-    """Caching W_s s and tabulating W_t t(i) is exact: same samples as calling the network every step."""
+@pytest.mark.parametrize("activation", sorted(dl.diffusion.ACTIVATIONS))
+def test_cached_projection_path_equals_plain_forward(activation):
+    """Caching W_s s and tabulating W_t t(i) is exact: same samples as calling the network every step (the
+    no-grad path also runs its activations in place on reused buffers)."""
     torch.manual_seed(0)
-    fast = dl.DiffusionPolicy(4, 3, dl.VPSchedule(20), hidden_dim=64)
+    fast = dl.DiffusionPolicy(4, 3, dl.VPSchedule(20), hidden_dim=64, activation=activation)
 
     class Plain(nn.Module):  # not an EpsilonMLP, so the policy calls it step by step
         def __init__(self, net):

@@ -51,7 +51,7 @@ from torch import nn
 
 from .._checks import check_matrix
 from ..critics import TwinQ, mlp, soft_update
-from ..diffusion import SAMPLERS, DiffusionPolicy
+from ..diffusion import ACTIVATIONS, SAMPLERS, DiffusionPolicy
 from ..energy import ENERGY_METHODS
 from .base import OfflineAgent, encoder_config, frozen, select_candidates
 from .diffusion_actor import DiffusionActor
@@ -175,6 +175,7 @@ class BackboneConfig:
     n_steps: int = 100
     beta_min: float = 0.1
     beta_max: float = 10.0
+    eps_activation: str = "relu"     # of the ε-network (see DAC4RecConfig)
     q_weight: float = 1.0            # λ: weight of L_q against L_d
     clip_approximation: bool = True  # clip â⁰ to ±max_action before L_q
     td_sampler: str = "ddpm"         # sampler of the TD target's next actions
@@ -193,6 +194,8 @@ class BackboneConfig:
     energy_noise: float = 0.1        # std of the K − 1 perturbations of a deterministic action (DDPG, TD3)
 
     def __post_init__(self) -> None:
+        if self.eps_activation not in ACTIVATIONS:
+            raise ValueError(f"eps_activation must be one of {sorted(ACTIVATIONS)}, got {self.eps_activation!r}.")
         if not 0 <= self.gamma < 1:
             raise ValueError(f"gamma must be in [0, 1), got {self.gamma}.")
         if not 0 < self.tau <= 1:

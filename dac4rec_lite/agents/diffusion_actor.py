@@ -9,7 +9,7 @@ An agent that mixes in :class:`DiffusionActor` gets, from its config:
 * ``fit`` followed by ``fit_energy`` (Algorithm 1 step 2, lines 9–14), ``guidance`` (line 15) and
   ``sample_actions`` (Eq. 24 guided sampling, then Eq. 21 selection among K candidates).
 
-The config must carry ``n_steps, beta_min, beta_max, hidden_dim, max_action, clip_approximation, act_sampler,
+The config must carry ``n_steps, beta_min, beta_max, hidden_dim, eps_activation, max_action, clip_approximation, act_sampler,
 act_sample_steps, energy, energy_steps, energy_method, energy_beta, energy_scale, n_support, energy_states,
 seed``; the agent provides ``self.critic`` (called as ``critic(state, action)``, returning (q1, q2) or one
 (B, 1) Q, with a ``q_min`` method) and ``self.encoder``.
@@ -42,7 +42,8 @@ class DiffusionActor:
         """μ_θ over the config's VP schedule (call inside the agent's seeded initialisation)."""
         cfg = self.config
         self.schedule = VPSchedule(cfg.n_steps, cfg.beta_min, cfg.beta_max)
-        self.policy = DiffusionPolicy(state_dim, action_dim, self.schedule, cfg.hidden_dim, cfg.max_action)
+        self.policy = DiffusionPolicy(state_dim, action_dim, self.schedule, cfg.hidden_dim, cfg.max_action,
+                                      activation=cfg.eps_activation)
 
     def _build_energy_model(self, state_dim: int, action_dim: int) -> None:
         """f_ψ when the config asks for energy guidance; it guides ``act`` only once trained."""
