@@ -76,19 +76,38 @@ def median_seconds(fn: Callable[[], object], repeats: int) -> float:
 
 
 def count_eps_calls(agent: DAC4Rec, update: Callable[[], object]) -> int:
-    """How many batched ε-network passes one call of ``update`` makes (a hook on the ε-MLP's body, which
-    both the plain forward and the sampler's cached-projection path go through)."""
+    """How many batched ε-network passes one call of ``update`` makes, on either path: a hook on the ε-MLP's
+    body counts plain forwards and chains run with autograd on; the gradient-free chain
+    (``EpsilonMLP.epsilon_fn`` under no_grad) does not call the body module, so its steps are counted by
+    wrapping ``epsilon_fn`` for the duration of the call."""
+    eps_model = agent.policy.eps_model
     calls = 0
 
     def hook(*_):
         nonlocal calls
         calls += 1
 
-    handle = agent.policy.eps_model.body.register_forward_hook(hook)
+    original = eps_model.epsilon_fn
+
+    def counting_epsilon_fn(state: torch.Tensor, n_steps: int):
+        epsilon = original(state, n_steps)
+        if torch.is_grad_enabled():  # this path goes through the body: the hook counts it
+            return epsilon
+
+        def counted(a_i: torch.Tensor, i: int) -> torch.Tensor:
+            nonlocal calls
+            calls += 1
+            return epsilon(a_i, i)
+
+        return counted
+
+    handle = eps_model.body.register_forward_hook(hook)
+    eps_model.epsilon_fn = counting_epsilon_fn
     try:
         update()
     finally:
         handle.remove()
+        del eps_model.epsilon_fn
     return calls
 
 

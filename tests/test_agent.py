@@ -288,6 +288,11 @@ def test_chain_improvement_backpropagates_q_through_the_whole_reverse_chain():
     agent.update_critic(batch)
     before = [p.detach().clone() for p in agent.policy.parameters()]
     assert count_eps_calls(agent, lambda: agent.update_policy(batch)) == n_steps + 1
+    # act() samples without gradients (the buffered fast path, which skips the body module): still N calls
+    observations = np.zeros((4, 3), np.float32)
+    assert count_eps_calls(agent, lambda: agent.act(observations)) == n_steps
+    assert count_eps_calls(agent, lambda: agent.act(observations)) == n_steps  # the wrapper was removed
+    assert "epsilon_fn" not in vars(agent.policy.eps_model)
     assert any(not torch.equal(a, b) for a, b in zip(before, agent.policy.parameters()))
     # −Q of a chain sample alone reaches the ε-network's weights: the chain is differentiable end to end
     with torch.no_grad():
