@@ -1,5 +1,6 @@
 """What things cost on this machine: a policy update with the action approximation vs through the chain
-(``time_policy_updates``), and sampling with the N-step chain vs few-step solvers (``time_samplers``).
+(``time_policy_updates``), sampling with the N-step chain vs few-step solvers (``time_samplers``), and one
+activation pass of the ε-network vs the matmul it follows (``time_activations``).
 
 Two ways to train a diffusion policy with −Q (Eq. 9 with the direct improvement of Eq. 15–16):
 
@@ -27,10 +28,11 @@ from torch import nn
 from .agents.dac4rec import DAC4Rec
 from .critics import soft_update
 from .diffusion import DiffusionPolicy
+from .diffusion.networks import INPLACE_ACTIVATIONS
 
 __all__ = [
     "POLICY_UPDATE_METHODS", "chain_policy_loss", "chain_policy_update", "count_eps_calls", "median_seconds", "time_policy_updates",
-    "time_samplers",
+    "time_activations", "time_samplers",
 ]
 
 POLICY_UPDATE_METHODS = ("action approximation", "through the chain")
@@ -176,3 +178,32 @@ def time_samplers(
             rows.append({"sampler": sampler, "eps_calls": policy.n_steps if k is None else k, "seconds": seconds,
                          "metric": float(metric(draw().cpu().numpy()))})
     return pd.DataFrame(rows, columns=["sampler", "eps_calls", "seconds", "metric"])
+
+
+def time_activations(batch_size: int = 1024, hidden_dim: int = 256, repeats: int = 20, seed: int = 0) -> pd.DataFrame:
+    """What one activation pass costs next to the layer it follows: the measurement behind the ε-network's
+    ReLU (``diffusion/networks.py``).
+
+    Median microseconds of one in-place pass of each ε-network activation over a (batch_size, hidden_dim)
+    tensor of N(0, 1) values, and of the (batch_size, hidden_dim) × (hidden_dim, hidden_dim) matmul that
+    precedes it in every hidden layer. Each timed activation call first refreshes its buffer from the same
+    source (an in-place activation applied to its own output drifts: repeated SiLU sinks into denormals);
+    the refresh, timed alone, is subtracted. One ε call makes three passes, a chain N calls. Columns:
+    ``operation``, ``microseconds``, ``per_matmul`` (the pass's share of one matmul). Times depend on the
+    machine and its load: compare rows of one call only."""
+    if batch_size < 1 or hidden_dim < 1 or repeats < 1:
+        raise ValueError(f"batch_size, hidden_dim and repeats must be >= 1, got {batch_size}, {hidden_dim}, {repeats}.")
+    generator = torch.Generator().manual_seed(seed)
+    source = torch.randn((batch_size, hidden_dim), generator=generator)
+    weight = torch.randn((hidden_dim, hidden_dim), generator=generator) / hidden_dim**0.5
+    buffer, product = torch.empty_like(source), torch.empty_like(source)
+    with torch.inference_mode():
+        refresh = median_seconds(lambda: buffer.copy_(source), repeats)
+        matmul = median_seconds(lambda: torch.mm(source, weight, out=product), repeats)
+        rows = [{"operation": f"{hidden_dim}×{hidden_dim} matmul", "microseconds": 1e6 * matmul}]
+        for name, activate in INPLACE_ACTIVATIONS.items():
+            seconds = median_seconds(lambda activate=activate: activate(buffer.copy_(source)), repeats)
+            rows.append({"operation": name, "microseconds": 1e6 * max(seconds - refresh, 0.0)})
+    table = pd.DataFrame(rows, columns=["operation", "microseconds"])
+    table["per_matmul"] = table["microseconds"] / (1e6 * matmul)
+    return table

@@ -27,7 +27,7 @@ __all__ = ["SinusoidalTimeEmbedding", "EpsilonMLP", "ACTIVATIONS"]
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"silu": nn.SiLU, "mish": nn.Mish, "relu": nn.ReLU, "tanh": nn.Tanh}
 # The same activations applied in place, for the gradient-free sampling path (no new 1 MB buffer per layer).
-_INPLACE: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+INPLACE_ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "silu": lambda x: F.silu(x, inplace=True), "mish": lambda x: F.mish(x, inplace=True),
     "relu": torch.relu_, "tanh": torch.tanh_,
 }
@@ -123,7 +123,7 @@ class EpsilonMLP(nn.Module):
         action_weight = self.action_in.weight.t()
         *hidden, (out_bias, out_weight) = [(layer.bias, layer.weight.t()) for layer in self.body if isinstance(layer, nn.Linear)]
         buffers = [torch.empty_like(state_projection) for _ in range(2)]
-        activate = _INPLACE[self.activation]
+        activate = INPLACE_ACTIVATIONS[self.activation]
 
         def epsilon(a_i: torch.Tensor, i: int) -> torch.Tensor:
             h = torch.addmm(time_table[i - 1], a_i, action_weight, out=buffers[0]).add_(state_projection)
