@@ -29,7 +29,7 @@ help:
 	@echo "  make test-fast  run unit tests only (no notebooks, no slow tests, no browser)"
 	@echo "  make test-browser  run every notebook in JupyterLab in chromium (screenshots in build/browser/)"
 	@echo "  make notebooks  execute every notebook headless into $(NB_OUT)/ (PRESET=$(PRESET))"
-	@echo "  make benchmark  run benchmarks/sampling.py and benchmarks/training.py"
+	@echo "  make benchmark  run benchmarks/sampling.py, training.py and sampler_quality.py"
 	@echo "  make clean      remove build/ and caches (keeps the venv)"
 	@echo "  make distclean  clean + remove the venv"
 	@echo "Variables: VENV=$(VENV)  PYTHON=$(PYTHON)  PRESET=$(PRESET)"
@@ -69,6 +69,7 @@ notebooks: setup
 benchmark: setup
 	$(PY) benchmarks/sampling.py
 	$(PY) benchmarks/training.py
+	$(PY) benchmarks/sampler_quality.py
 
 # --- cleaning ---------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """Measured settings for training on the built-in simulator, per preset, shared by notebook 06, the tests
 and the studies so that all of them train the same way.
 
-``quick`` is what a classroom runs (DAC4Rec: 2000 updates in about a minute per seed on a 2-core CPU);
+``quick`` is what a classroom runs (DAC4Rec: 2000 updates in about 25 s per seed on one CPU thread);
 ``tiny`` only checks that the pipeline runs (CI); ``full`` is for real runs.
 
 Why these values (measured on the quick mixture dataset, 600 episodes ≈ 8k transitions, seeds 0–1):

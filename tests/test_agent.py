@@ -149,17 +149,22 @@ def test_save_load_round_trip_and_mismatches(tmp_path):
     other = dl.DAC4Rec(1, 2, n_steps=7, hidden_dim=16, seed=0)
     with pytest.raises(ValueError, match="n_steps: checkpoint 5 vs this agent 7"):
         other.load_weights(path)
-    # Same shapes, different function: a ReLU ε-network's weights must not load into a SiLU one (or a file
-    # written before the field existed, when the ε-network used SiLU).
+    # Same shapes, different function: a ReLU ε-network's weights must not load into a SiLU one.
     silu = dl.DAC4Rec(1, 2, n_steps=5, hidden_dim=16, encoder="mlp", eps_activation="silu", seed=0)
     assert silu.policy.eps_model.activation == "silu" and agent.policy.eps_model.activation == "relu"
     with pytest.raises(ValueError, match="eps_activation: checkpoint 'relu' vs this agent 'silu'"):
         silu.load_weights(path)
-    old = torch.load(path, weights_only=True)
+    # A file written before the field existed was trained with SiLU: it loads as SiLU, and not into ReLU.
+    silu.save(tmp_path / "silu.pt")
+    old = torch.load(tmp_path / "silu.pt", weights_only=True)
     del old["config"]["eps_activation"]
     torch.save(old, tmp_path / "before_the_field.pt")
-    with pytest.raises(ValueError, match="eps_activation: checkpoint None vs this agent 'relu'"):
-        dl.DAC4Rec.load(tmp_path / "before_the_field.pt")
+    legacy = dl.DAC4Rec.load(tmp_path / "before_the_field.pt")
+    assert legacy.config.eps_activation == "silu"
+    np.testing.assert_array_equal(silu.act(obs, generator=torch.Generator().manual_seed(0)),
+                                  legacy.act(obs, generator=torch.Generator().manual_seed(0)))
+    with pytest.raises(ValueError, match="eps_activation: checkpoint 'silu' vs this agent 'relu'"):
+        agent.load_weights(tmp_path / "before_the_field.pt")
     torch.save({"something": 1}, tmp_path / "foreign.pt")
     with pytest.raises(ValueError, match="not a dac4rec_lite agent checkpoint"):
         dl.DAC4Rec.load(tmp_path / "foreign.pt")

@@ -1,5 +1,5 @@
 """DAC4Rec on the simulator's mixture dataset (the quick preset): it must beat the behaviour that logged
-the data by 10 %, mean over 3 seeds (issue 6). Slow: about a minute per seed on one CPU thread."""
+the data by 10 %, mean over 3 seeds (issue 6). Slow: about 25 s per seed on one CPU thread (quiet machine)."""
 from __future__ import annotations
 
 import gymnasium as gym

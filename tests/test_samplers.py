@@ -109,3 +109,44 @@ def test_sampler_arguments_are_validated():
     with pytest.raises(ValueError, match="only applies to the stochastic ddpm"):
         draw(policy, "ddim", 5, variance="beta")
     assert draw(policy, "ddpm", 20).shape == (2000, 2)  # n_sample_steps = N is allowed for ddpm
+
+
+@pytest.mark.parametrize("max_action", [1.0, None])
+def test_sampling_with_gradients_matches_the_fast_path_and_an_out_of_place_reference(max_action):
+    """The DDPM step updates â⁰ in place. With autograd on, samples and gradients must equal a chain written
+    out of place from the schedule's own formulas (Eq. 14, the posterior mean, the same noise draws), and the
+    samples must equal the gradient-free fast path's."""
+    torch.manual_seed(0)
+    policy = dl.DiffusionPolicy(3, 2, dl.VPSchedule(8), hidden_dim=16, max_action=max_action)
+    state = torch.randn(5, 3)
+    with torch.no_grad():
+        fast = policy.sample(state, generator=torch.Generator().manual_seed(1))
+    sampled = policy.sample(state, generator=torch.Generator().manual_seed(1))
+
+    schedule, g = policy.schedule, torch.Generator().manual_seed(1)
+    std = schedule.reverse_variance("posterior").sqrt()
+    a = torch.randn(5, 2, generator=g)
+    for i in range(schedule.n_steps, 0, -1):
+        a0 = schedule.predict_a0(a, i, policy.eps_model(state, a, torch.full((5,), i)))
+        if max_action is not None:
+            a0 = a0.clamp(-max_action, max_action)
+        a = schedule.posterior_mean(a0, a, i)
+        if std[i - 1] > 0:
+            a = a + std[i - 1] * torch.randn(5, 2, generator=g)
+
+    torch.testing.assert_close(sampled.detach(), fast, atol=1e-6, rtol=0)
+    torch.testing.assert_close(sampled, a, atol=1e-5, rtol=1e-5)
+    params = list(policy.parameters())
+    mine = torch.autograd.grad(sampled.square().sum(), params)
+    for grad, reference in zip(mine, torch.autograd.grad(a.square().sum(), params)):
+        torch.testing.assert_close(grad, reference, atol=1e-5, rtol=1e-4)
+    assert all(grad.abs().sum() > 0 for grad in mine[-2:])  # the output layer's weight and bias get a gradient
+
+
+def test_a_gradient_free_eps_function_refuses_to_run_with_autograd_on():
+    net = dl.EpsilonMLP(3, 2, hidden_dim=8)
+    with torch.no_grad():
+        epsilon = net.epsilon_fn(torch.zeros(4, 3), 5)
+        assert epsilon(torch.zeros(4, 2), 5).shape == (4, 2)
+    with pytest.raises(RuntimeError, match="call epsilon_fn again with gradients enabled"):
+        epsilon(torch.zeros(4, 2), 5)

@@ -316,14 +316,13 @@ def test_time_samplers_reports_passes_and_the_metric_of_the_seeded_draw():
 
 
 def test_time_activations_times_every_eps_activation_against_the_matmul():
-    """Rows for the matmul and every activation the ε-network accepts; the share column is microseconds
-    over the matmul's (no assertion on the times themselves: they belong to the machine)."""
+    """Rows for the matmul and every activation the ε-network accepts, in the network's order (no assertion on
+    the times themselves: they belong to the machine)."""
     from dac4rec_lite.timing import time_activations
 
     table = time_activations(batch_size=64, hidden_dim=32, repeats=2)
     assert list(table.columns) == ["operation", "microseconds", "per_matmul"]
     assert table["operation"].tolist() == ["32×32 matmul", *dl.diffusion.ACTIVATIONS]
-    assert (table["microseconds"] >= 0).all() and table["per_matmul"].iloc[0] == 1.0
-    np.testing.assert_allclose(table["per_matmul"], table["microseconds"] / table["microseconds"].iloc[0])
+    assert table["microseconds"].iloc[0] > 0 and table["per_matmul"].iloc[0] == 1.0
     with pytest.raises(ValueError, match="repeats"):
         time_activations(repeats=0)

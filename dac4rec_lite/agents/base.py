@@ -24,6 +24,8 @@ __all__ = ["OfflineAgent", "TrainingDivergedError", "BATCH_KEYS", "encoder_confi
 
 BATCH_KEYS = ("observations", "actions", "rewards", "next_observations", "terminals")
 CHECKPOINT_FORMAT = "dac4rec_lite-agent-v1"
+# Config fields added after checkpoints of this format were first written, with the value such files used.
+FIELDS_ADDED_LATER = {"eps_activation": "silu"}  # the ε-network's activation was SiLU before the field existed
 
 
 def read_checkpoint(path: str | os.PathLike[str]) -> dict:
@@ -120,6 +122,10 @@ class OfflineAgent:
             raise ValueError(
                 f"{path!s} holds a {checkpoint['agent']} checkpoint; load it with dl.{checkpoint['agent']}.load(...)."
             )
+        fields = {field.name for field in dataclasses.fields(cls.Config)}
+        for name, value in FIELDS_ADDED_LATER.items():  # an older file: the value it was trained with
+            if name in fields:
+                checkpoint["config"].setdefault(name, value)
         return checkpoint
 
     @classmethod

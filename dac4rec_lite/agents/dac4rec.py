@@ -74,7 +74,7 @@ class DAC4RecConfig:
     beta_min: float = 0.1
     beta_max: float = 10.0
     hidden_dim: int = 256
-    eps_activation: str = "relu"     # of the ε-network: "relu" (measured cheapest), "silu" (default before), "mish"
+    eps_activation: str = "relu"     # of the ε-network: "relu" (measured cheapest), "silu" (the default before), "mish", "tanh"
     max_action: float | None = 1.0
     actor_lr: float = 3e-4
     critic_lr: float = 3e-4

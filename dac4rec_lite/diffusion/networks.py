@@ -8,9 +8,10 @@ Architecture (Diffusion-QL's, with two changes, both measured on a 2-core CPU):
   parts) but lets a sampler compute W_s s once per sample and the time term once per step, reusing both
   across the whole reverse chain (``project_state`` / ``project_time`` / ``epsilon_fn``).
 * ReLU instead of Mish. Per in-place pass over (1024, 256) activations (torch 2.13 CPU, 2 threads): Mish
-  477 µs, GELU 225 µs, SiLU 48 µs, ReLU 10 µs, next to ~400 µs for the 256×256 matmul itself. An ε call makes
-  three such passes and an action takes N calls, so Mish cost more than the layers it follows, and even SiLU
-  left the sampler 1.6× its bare matmuls where ReLU leaves it ~1.3× (``benchmarks/sampling.py`` times
+  477 µs, SiLU 48 µs, tanh 36 µs, ReLU 10 µs, next to ~360–400 µs for the 256×256 matmul itself
+  (``dl.timing.time_activations`` measures them on your machine). An ε call makes three such passes and an
+  action takes N calls: Mish cost more than the layers it follows, and against its own matmul calls the
+  N = 100 chain measured 1.39–1.44× with SiLU and 1.27–1.34× with ReLU (``benchmarks/sampling.py`` times
   both in one run). Pass ``activation="silu"`` (the kit's default before that measurement) or ``"mish"``
   (Diffusion-QL's exact network) to compare.
 """
@@ -23,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["SinusoidalTimeEmbedding", "EpsilonMLP", "ACTIVATIONS"]
+__all__ = ["SinusoidalTimeEmbedding", "EpsilonMLP", "ACTIVATIONS", "INPLACE_ACTIVATIONS"]
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"silu": nn.SiLU, "mish": nn.Mish, "relu": nn.ReLU, "tanh": nn.Tanh}
 # The same activations applied in place, for the gradient-free sampling path (no new 1 MB buffer per layer).
@@ -115,7 +116,9 @@ class EpsilonMLP(nn.Module):
         layer is linear in each part). Without autograd (sampling under no_grad / inference_mode) the step
         also reads the layers' weights once per chain and writes the hidden layers into two buffers allocated
         once per chain, with every activation in place: per step that is 4 addmm, 1 add and 3 in-place
-        activations and no large allocation. The returned ε is a new tensor on every call."""
+        activations and no large allocation. The returned ε is a new tensor on every call, and the inputs are
+        never written to. The path is fixed when the function is made: call ``epsilon_fn`` in the grad mode
+        you will sample in (a gradient-free one called with autograd on raises)."""
         state_projection = self.project_state(state)
         time_table = self.project_time(torch.arange(1, n_steps + 1, device=state.device))
         if torch.is_grad_enabled():
@@ -126,6 +129,9 @@ class EpsilonMLP(nn.Module):
         activate = INPLACE_ACTIVATIONS[self.activation]
 
         def epsilon(a_i: torch.Tensor, i: int) -> torch.Tensor:
+            if torch.is_grad_enabled():
+                raise RuntimeError("this ε function was made without autograd (its cached projections carry no "
+                                   "gradient); call epsilon_fn again with gradients enabled.")
             h = torch.addmm(time_table[i - 1], a_i, action_weight, out=buffers[0]).add_(state_projection)
             for k, (bias, weight) in enumerate(hidden):
                 h = torch.addmm(bias, activate(h), weight, out=buffers[(k + 1) % 2])

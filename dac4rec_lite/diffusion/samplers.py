@@ -37,7 +37,10 @@ __all__ = ["Guidance", "SAMPLERS", "sample_steps", "run_sampler", "ddpm_sample",
 SAMPLERS = ("ddpm", "ddim", "dpm")
 
 EpsFn = Callable[[torch.Tensor, int], torch.Tensor]
-"""ε at step i (1-based int) for the current batch of noisy actions a^i."""
+"""ε at step i (1-based int) for the current batch of noisy actions a^i. It may reuse buffers of its own
+but returns a tensor that nothing else writes to. The samplers never write to a^i or ε; the only tensor they
+modify in place is the â^0 they have just allocated (the DDPM step turns it into a^{i-1}), so every
+trajectory entry stays as it was appended."""
 
 
 class Guidance(Protocol):

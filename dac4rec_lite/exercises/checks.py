@@ -117,7 +117,7 @@ class _CheckedEnergy(nn.Module):
         super().__init__()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            self.net = EpsilonMLP(STATE_DIM, ACTION_DIM, HIDDEN, out_dim=1)
+            self.net = EpsilonMLP(STATE_DIM, ACTION_DIM, HIDDEN, activation="silu", out_dim=1)  # as EnergyModel
 
     def forward(self, state: torch.Tensor, a_i: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
         _check_call("energy", "a_i", state, a_i, i, ACTION_DIM)
