@@ -6,7 +6,10 @@ behaviour cloning (``q_weight`` 0: four modes, where coarse steps smear actions 
 policy it samples ``--actions`` actions with the N-step DDPM chain and with DDIM (η = 0) and DPM-Solver++(2M)
 at each of ``--steps`` steps, over ``--seeds`` sampling seeds, and prints per sampler and step count: the ε
 calls, the median seconds per draw, the mean true reward (averaged over seeds) and its ratio to DDPM's.
-Ends with the issue's check: DDIM/DPM at 10–15 steps within 2 % of N = 100 DDPM's mean reward.
+Ends with the issue's check, per policy: DDIM/DPM at 10–15 steps within 2 % of N = 100 DDPM's mean reward.
+Measured (seed 0, 1 thread): the Q-guided policy passes (largest gap 1.2 %; one chain 0.078 s, 15 DPM steps
+0.011 s); the four-mode BC policy is harder: DPM within 2.6 % at 10 steps and 1.2 % at 15, DDIM 6.8 % and 3.3 %
+(first order: it smears actions between the blobs).
 
 No assertions (``tests/test_agent_energy.py`` pins the 15-step case); numbers depend on the seed and the
 machine.
@@ -60,11 +63,13 @@ def main() -> None:
     print(f"corner bandit, N={args.n_steps}, {args.actions} actions × {args.seeds} seeds, "
           f"threads={torch.get_num_threads()} torch={torch.__version__}")
     print(result.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-    target = result[(result["sampler"] != "ddpm") & result["eps_calls"].between(10, 15)]
-    if len(target):
-        worst = (target["× ddpm reward"] - 1).abs().max()
-        verdict = "yes" if worst <= 0.02 else "no"
-        print(f"DDIM/DPM at 10–15 steps within 2 % of DDPM's mean reward: {verdict} (largest gap {100 * worst:.2f} %)")
+    for name, table in result.groupby("policy", sort=False):
+        target = table[(table["sampler"] != "ddpm") & table["eps_calls"].between(10, 15)]
+        if len(target):
+            worst = (target["× ddpm reward"] - 1).abs().max()
+            verdict = "yes" if worst <= 0.02 else "no"
+            print(f"{name}: DDIM/DPM at 10–15 steps within 2 % of DDPM's mean reward: {verdict} "
+                  f"(largest gap {100 * worst:.2f} %)")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ Architecture (Diffusion-QL's, with two changes, both measured on a 2-core CPU):
   477 µs, SiLU 48 µs, tanh 36 µs, ReLU 10 µs, next to ~360–400 µs for the 256×256 matmul itself
   (``dl.timing.time_activations`` measures them on your machine). An ε call makes three such passes and an
   action takes N calls: Mish cost more than the layers it follows, and against its own matmul calls the
-  N = 100 chain measured 1.39–1.44× with SiLU and 1.27–1.34× with ReLU (``benchmarks/sampling.py`` times
+  N = 100 chain measured 1.33–1.42× with SiLU and 1.21–1.27× with ReLU (``benchmarks/sampling.py`` times
   both in one run). Pass ``activation="silu"`` (the kit's default before that measurement) or ``"mish"``
   (Diffusion-QL's exact network) to compare.
 """
