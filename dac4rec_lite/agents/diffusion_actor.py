@@ -9,9 +9,9 @@ An agent that mixes in :class:`DiffusionActor` gets, from its config:
 * ``fit`` followed by ``fit_energy`` (Algorithm 1 step 2, lines 9–14), ``guidance`` (line 15) and
   ``sample_actions`` (Eq. 24 guided sampling, then Eq. 21 selection among K candidates).
 
-The config must carry ``n_steps, beta_min, beta_max, hidden_dim, eps_activation, max_action, clip_approximation, act_sampler,
-act_sample_steps, energy, energy_steps, energy_method, energy_beta, energy_scale, n_support, energy_states,
-seed``; the agent provides ``self.critic`` (called as ``critic(state, action)``, returning (q1, q2) or one
+The config must carry ``n_steps, beta_min, beta_max, hidden_dim, eps_activation, max_action, clip_approximation,
+act_sampler, act_sample_steps, energy, energy_steps, energy_method, energy_beta, energy_scale, n_support,
+energy_states, seed``; the agent provides ``self.critic`` (called as ``critic(state, action)``, returning (q1, q2) or one
 (B, 1) Q, with a ``q_min`` method) and ``self.encoder``.
 """
 from __future__ import annotations
