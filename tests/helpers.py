@@ -7,6 +7,9 @@ from torch import nn
 
 import dac4rec_lite as dl
 
+# The simulator tests (conftest.simulator): logged sessions, evaluation sessions and seed.
+SIM_EPISODES, EVAL_EPISODES, EVAL_SEED = 600, 300, 1
+
 
 class GaussianOracleEps(nn.Module):
     """The exact ε for data N(μ, σ²I): ε*(x, i) = √(1-ᾱ_i)(x − √ᾱ_i μ) / (ᾱ_i σ² + 1 − ᾱ_i)."""

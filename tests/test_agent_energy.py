@@ -12,12 +12,6 @@ import dac4rec_lite as dl
 SETTINGS = dict(n_steps=10, hidden_dim=64, actor_lr=1e-2, critic_lr=1e-3, seed=0)
 
 
-@pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny networks: more threads only add contention
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -17,12 +17,12 @@ Settings (single-threaded, fixed seeds), measured on a busy 2-core CPU:
 """
 from __future__ import annotations
 
-import gymnasium as gym
 import numpy as np
 import pytest
 import torch
 
 import dac4rec_lite as dl
+from helpers import EVAL_EPISODES, EVAL_SEED
 from dac4rec_lite.agents.backbones import DeterministicActor, TanhGaussianActor
 from dac4rec_lite.agents.base import select_candidates
 
@@ -30,12 +30,7 @@ BACKBONES = (dl.DDPG, dl.TD3, dl.SAC)
 TINY = dict(hidden_dim=16, n_steps=5, seed=0)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny networks: more threads only add contention on a shared CPU
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 def random_batch(n=8, obs_dim=3, action_dim=2, seed=0, terminals=None):
@@ -301,19 +296,8 @@ def test_the_best_region_is_not_found_by_imitation(bump):
 
 
 # ----- the simulator (slow) -----------------------------------------------------------------------
-SIM_EPISODES, EVAL_EPISODES, EVAL_SEED = 600, 300, 1
 SIM_SETTINGS = dict(hidden_dim=128, actor_lr=1e-3, critic_lr=1e-3, gamma=0.95, n_steps=10, q_weight=1.0, seed=0)
 SIM_UPDATES, SIM_ENERGY = 1000, dict(energy_steps=300, energy_states=1000)
-
-
-@pytest.fixture(scope="module")
-def simulator():
-    """The quick preset's mixture dataset and the bar: random + 20 % of (noisy expert − random)."""
-    env = gym.make("dac4rec_lite/RecSim-v0")
-    data = dl.collect_mixture(env, SIM_EPISODES, seed=0, progress=False)
-    random = dl.evaluate(env, dl.envs.RandomPolicy(), EVAL_EPISODES, EVAL_SEED, progress=False)["R_cumu"]
-    expert = dl.evaluate(env, dl.envs.NoisyExpert(), EVAL_EPISODES, EVAL_SEED, progress=False)["R_cumu"]
-    return env, data, random + 0.2 * (expert - random)
 
 
 @pytest.mark.slow

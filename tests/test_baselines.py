@@ -13,17 +13,13 @@ import pytest
 import torch
 
 import dac4rec_lite as dl
+from helpers import EVAL_EPISODES, EVAL_SEED
 from dac4rec_lite.agents.decision_transformer import DecisionTransformerNet
 
 TINY_DT = dict(context_length=3, embed_dim=16, n_layers=1, n_heads=2, seed=0)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny networks: more threads only add contention on a shared CPU
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 def episodes_dataset(n_episodes=40, length=5, seed=0):
@@ -196,17 +192,6 @@ def test_save_load_round_trip(name, tmp_path):
 
 
 # ----- the simulator (slow) -----------------------------------------------------------------------
-SIM_EPISODES, EVAL_EPISODES, EVAL_SEED = 600, 300, 1
-
-
-@pytest.fixture(scope="module")
-def simulator():
-    """The quick preset's mixture dataset and the bar: random + 20 % of (noisy expert − random)."""
-    env = gym.make("dac4rec_lite/RecSim-v0")
-    data = dl.collect_mixture(env, SIM_EPISODES, seed=0, progress=False)
-    random = dl.evaluate(env, dl.envs.RandomPolicy(), EVAL_EPISODES, EVAL_SEED, progress=False)["R_cumu"]
-    expert = dl.evaluate(env, dl.envs.NoisyExpert(), EVAL_EPISODES, EVAL_SEED, progress=False)["R_cumu"]
-    return env, data, random + 0.2 * (expert - random)
 
 
 def sim_return(env, agent) -> float:

@@ -3,7 +3,6 @@ Logged-v0 environment, the offline buffer cut from a log, Coat's published rando
 shared copy of Coat) and DAC4Rec against the random policy on a synthetic matrix."""
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -32,12 +31,7 @@ needs_coat = pytest.mark.skipif(
 )
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 def write(path: Path, text: str) -> Path:
