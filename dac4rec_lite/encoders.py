@@ -5,7 +5,7 @@ the energy model see detached states, so the state is shaped by what predicts va
 drag the representation toward whatever makes its own loss small.
 
 Any ``nn.Module`` with an ``out_dim`` attribute mapping (B, obs_dim) to (B, out_dim) plugs in. The sequence
-encoders read the observation's history window through its :class:`~dac4rec_lite.envs.layout.ObsLayout`
+encoders read the observation's history window through its :class:`~dac4rec_lite.observation.ObsLayout`
 (``env.unwrapped.obs_layout``): profile first, then the last W pages, oldest first, with a valid flag.
 
 * ``GRUEncoder`` — a GRU over the valid history steps (padding steps leave the hidden state unchanged),
@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from ._checks import check_matrix
-from .envs.layout import ObsLayout
+from .observation import ObsLayout
 
 __all__ = ["IdentityEncoder", "MLPEncoder", "GRUEncoder", "SASRecEncoder", "make_encoder", "ENCODERS"]
 

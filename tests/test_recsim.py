@@ -288,3 +288,37 @@ def test_a_corrupted_collected_dataset_is_refused_not_fixed(env, corrupt, messag
     corrupt(d)
     with pytest.raises(ValueError, match=message):
         dl.OfflineDataset.from_dict(d)
+
+
+# ----- architecture: the agents do not need the environments ----------------------------------------------
+AGENTS_ALONE = r"""
+import importlib, pathlib, sys, types
+import gymnasium
+root = pathlib.Path(sys.argv[1])
+# The top-level package imports everything (envs included, so `import dac4rec_lite` registers the gymnasium
+# ids); a bare package object stands in for it, so only what dac4rec_lite.agents itself imports is loaded.
+package = types.ModuleType("dac4rec_lite")
+package.__path__ = [str(root)]
+sys.modules["dac4rec_lite"] = package
+ids_before = set(gymnasium.registry)
+importlib.import_module("dac4rec_lite.agents")
+loaded = sorted(m for m in sys.modules if m.startswith(("dac4rec_lite.envs", "dac4rec_lite.data.logged", "dac4rec_lite.evaluation")))
+print(repr((loaded, sorted(set(gymnasium.registry) - ids_before), "dac4rec_lite.observation" in sys.modules)))
+"""
+
+
+def test_importing_the_agents_loads_no_environment_nor_logged_data_loader():
+    import ast
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(dl.__file__).resolve().parent
+    out = subprocess.run([sys.executable, "-c", AGENTS_ALONE, str(root)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    loaded, registered, layout_loaded = ast.literal_eval(out.stdout.strip().splitlines()[-1])
+    assert loaded == [] and registered == []
+    assert layout_loaded                       # the encoders read the layout from dac4rec_lite.observation
+    # the old import paths still name the same class
+    from dac4rec_lite.envs.layout import ObsLayout
+    assert ObsLayout is dl.ObsLayout is dl.observation.ObsLayout

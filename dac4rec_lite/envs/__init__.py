@@ -2,7 +2,7 @@
 reference policies."""
 from gymnasium.envs.registration import register, registry
 
-from .layout import ObsLayout
+from ..observation import ObsLayout
 from .policies import SCRIPTED_POLICIES, LongTermExpert, MyopicPolicy, NoisyExpert, RandomPolicy
 from .recsim import RecSimConfig, RecSimEnv, RecSimulator, UserBatch
 

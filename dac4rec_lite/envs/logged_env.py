@@ -34,7 +34,7 @@ from gymnasium import spaces
 from ..data.dataset import OfflineDataset
 from ..data.logged import LoggedData, load_logged
 from ..data.logged_world import MAX_TURN, LoggedWorld, build_world, replace_rule
-from .layout import ObsLayout
+from ..observation import ObsLayout
 
 __all__ = ["LoggedEnv", "logged_dataset", "evaluate_logged", "random_policy_rollout", "episode_metrics",
            "leave_rule_sweep", "register_logged_env", "ENV_ID"]

@@ -24,7 +24,7 @@ Chasing s (the myopic policy) pays on the first pages, but s then collapses onto
 repeat, fatigue builds and the user leaves. Serving p with variety (the long-term expert) clicks a little
 less at first and keeps the user for much longer.
 
-The observation (see :class:`~dac4rec_lite.envs.layout.ObsLayout`) is a noisy, partial view of p (the
+The observation (see :class:`~dac4rec_lite.observation.ObsLayout`) is a noisy, partial view of p (the
 profile ``tanh(M p + noise)`` with M a fixed profile_dim × d projection, like VirtualTaobao's user attributes) followed by the last ``window`` pages, each summarised as
 (page centroid, centroid of the clicked items, click rate, valid flag).
 """
@@ -35,7 +35,7 @@ from dataclasses import dataclass, fields
 import gymnasium as gym
 import numpy as np
 
-from .layout import ObsLayout
+from ..observation import ObsLayout
 
 __all__ = ["RecSimConfig", "RecSimulator", "UserBatch", "RecSimEnv"]
 

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from .layout import ObsLayout
+from ..observation import ObsLayout
 
 __all__ = ["VirtualTaobao", "RESPONSE_SCALE"]
 
