@@ -2,9 +2,13 @@
 early with a message that says what was wrong and how to fix it (nothing is silently broadcast)."""
 from __future__ import annotations
 
+import contextlib
+from typing import Iterator
+
 import torch
 
-__all__ = ["check_matrix", "check_steps", "check_finite", "randn", "randint"]
+__all__ = ["check_matrix", "check_steps", "check_finite", "check_generator", "check_device", "randn", "randint",
+           "multinomial", "seeded_init"]
 
 
 def check_matrix(x: object, name: str, width: int, dtype: torch.dtype | None = None) -> torch.Tensor:
@@ -59,6 +63,50 @@ def check_steps(i: object, batch: int, n_steps: int, device: torch.device) -> to
     return i
 
 
+def check_generator(generator: object, name: str = "generator") -> torch.Generator | None:
+    """Return ``generator`` if it is a ``torch.Generator`` or None; a numpy Generator (or anything else) is a
+    ``TypeError`` saying how to make a torch one."""
+    if generator is None or isinstance(generator, torch.Generator):
+        return generator
+    raise TypeError(
+        f"{name} must be a torch.Generator or None, got {type(generator).__module__}.{type(generator).__name__}; "
+        f"use torch.Generator().manual_seed(seed) (numpy generators cannot drive torch sampling)."
+    )
+
+
+def check_device(device: object, name: str = "device") -> torch.device:
+    """``device`` as a ``torch.device``; ``ValueError`` for an unknown name or a CUDA device on a machine
+    without CUDA (the message says so, instead of failing deep inside torch)."""
+    if isinstance(device, torch.device):
+        target = device
+    elif isinstance(device, str):
+        try:
+            target = torch.device(device)
+        except RuntimeError as err:
+            raise ValueError(f"{name}={device!r} is not a device; use 'cpu', 'cuda' or 'cuda:0'.") from err
+    else:
+        raise TypeError(f"{name} must be a string such as 'cpu' or 'cuda:0' or a torch.device, "
+                        f"got {type(device).__name__}.")
+    if target.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"{name}={str(device)!r} but CUDA is not available on this machine; use device='cpu'.")
+        if target.index is not None and target.index >= torch.cuda.device_count():
+            raise ValueError(f"{name}={str(device)!r} but this machine has {torch.cuda.device_count()} CUDA "
+                             f"device(s); use an index below that.")
+    return target
+
+
+@contextlib.contextmanager
+def seeded_init(seed: int) -> Iterator[None]:
+    """Inside the block the CPU default generator is seeded with ``seed``; outside, every global generator is
+    as it was. Build networks on the CPU in here (then move them): their initial weights depend on ``seed``
+    only, and neither the global CPU stream nor any CUDA generator is touched (``torch.manual_seed`` would
+    re-seed every CUDA generator as well)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.random.default_generator.manual_seed(int(seed))
+        yield
+
+
 def _draw_device(generator: torch.Generator | None, device: torch.device | str) -> torch.device:
     """Where to draw: on the generator's device (a CPU generator cannot draw CUDA numbers directly)."""
     return torch.device(device) if generator is None else generator.device
@@ -75,3 +123,10 @@ def randint(low: int, high: int, shape: tuple[int, ...], generator: torch.Genera
             device: torch.device | str) -> torch.Tensor:
     """Uniform integers in [low, high) on ``device``, drawn like ``randn``."""
     return torch.randint(low, high, shape, generator=generator, device=_draw_device(generator, device)).to(device)
+
+
+def multinomial(probs: torch.Tensor, n: int, generator: torch.Generator | None) -> torch.Tensor:
+    """``torch.multinomial(probs, n)`` (rows of ``probs``, without replacement) drawn on the generator's device
+    and returned on ``probs``' device, like ``randn``."""
+    draw_on = _draw_device(generator, probs.device)
+    return torch.multinomial(probs.to(draw_on), n, generator=generator).to(probs.device)

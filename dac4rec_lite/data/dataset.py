@@ -19,6 +19,9 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
+from .._checks import check_device, check_generator, randint
+from ..io import atomic_write
+
 __all__ = ["OfflineDataset"]
 
 REQUIRED_KEYS: tuple[str, ...] = ("observations", "actions", "rewards", "next_observations", "terminals")
@@ -331,8 +334,9 @@ class OfflineDataset:
             ``timeouts`` of shape (B, 1). Row k of every tensor belongs to the same transition.
 
         Raises:
-            TypeError: if ``batch_size`` is not an int.
-            ValueError: if ``batch_size`` is not positive or ``device`` is not a valid device.
+            TypeError: if ``batch_size`` is not an int or ``generator`` is not a ``torch.Generator``.
+            ValueError: if ``batch_size`` is not positive, ``device`` is not a valid device, or it is a CUDA
+                device on a machine without CUDA.
         """
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
             raise TypeError(
@@ -341,14 +345,9 @@ class OfflineDataset:
             )
         if batch_size <= 0:
             raise ValueError(f"batch_size must be a positive int, got {batch_size}.")
-        try:
-            target = torch.device(device)
-        except (RuntimeError, TypeError) as err:
-            raise ValueError(
-                f"device must be a torch.device or a string such as 'cpu' or 'cuda:0', got {device!r}."
-            ) from err
-        index_device = generator.device if generator is not None else torch.device("cpu")
-        idx = torch.randint(0, len(self), (int(batch_size),), generator=generator, device=index_device).cpu()
+        generator = check_generator(generator)
+        target = check_device(device)
+        idx = randint(0, len(self), (int(batch_size),), generator, "cpu")
         arrays = self._arrays()
         batch = {}
         for key in SAMPLE_KEYS:
@@ -360,12 +359,12 @@ class OfflineDataset:
         """Write the dataset to ``path`` as an uncompressed ``.npz`` (exactly that path, no suffix added).
 
         Stores every array of ``to_dict`` plus ``max_action`` (NaN meaning None); ``load`` restores
-        an identical dataset.
+        an identical dataset. The write is atomic (a temporary file in the same folder, fsynced, then
+        renamed): an interrupted or failed save leaves the previous file at ``path`` intact.
         """
         payload = self._arrays()
         payload[_MAX_ACTION_KEY] = np.array(np.nan if self._max_action is None else self._max_action, dtype=np.float64)
-        with open(path, "wb") as f:
-            np.savez(f, **payload)
+        atomic_write(path, lambda f: np.savez(f, **payload))
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> OfflineDataset:
