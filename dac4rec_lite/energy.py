@@ -13,10 +13,15 @@ Erratum: Eq. 24 labels the guidance "≈ f_φ", but Eq. 25 trains f_ψ ≈ ℰ_i
 
 Two ways to train f_ψ, both from K "support" actions a⁰_1..K ~ μ(· | s) per state:
 
-* ``cep`` — contrastive energy prediction (Lu et al. 2023, the paper's source for this step). Noise all K
-  supports to one step i and minimise the cross-entropy −Σ_k softmax_k(β Q(s, a⁰_k)) · log softmax_k
-  f_ψ(s, a_i^k, i). Its minimiser is f_ψ = ℰ_i + c(s, i): exact up to a constant per (s, i), which the
-  gradient does not see.
+* ``cep`` — contrastive energy prediction (after Lu et al. 2023, the paper's source for this step). Noise all
+  K supports to one step i and minimise the cross-entropy −Σ_k softmax_k(β Q(s, a⁰_k)) · log softmax_k
+  f_ψ(s, a_i^k, i), with per-group softmax labels. For finite K its minimiser is *not* ℰ_i + c: each label
+  is divided by its own group's Σ_j exp(β Q_j), and the average of that ratio over the posterior is not
+  exp(ℰ_i) up to a constant (K = 2, β = 1: a region whose clean actions have Q ∈ {0, 10} at 50/50 and one
+  with Q = 5 get f_A = f_B, while ℰ_A − ℰ_B ≈ 4.3). The bias shrinks as K grows (the group sum tends to
+  K·E[exp(β Q)]). Lu et al.'s theorem, f = ℰ_i + c(s, i) for every K ≥ 2, holds for the unnormalised
+  weights exp(β Q_k), which have heavier-tailed variance; ``dac4rec_lite.cep_bias`` computes all three
+  minimisers on cases where ℰ_i is known (notebook 05).
 * ``mse`` — the paper-literal Eq. 25: regress f_ψ(s, a_i, i) on an estimate of ℰ_i(s, a_i). The posterior
   μ_0i(a⁰ | a_i, s) ∝ μ(a⁰ | s) q(a_i | a⁰) is re-weighted from the supports (self-normalised importance
   sampling with weights w_k = q(a_i | a⁰_k) = N(a_i; √ᾱ_i a⁰_k, (1 − ᾱ_i) I)):
