@@ -5,6 +5,8 @@
 * ``gaussian_chain_moments`` / ``gaussian_chain_path``: the exact output of the discrete reverse chain when
   the data are N(μ, σ²) and ε is the exact (oracle) noise predictor. The gap between the chain's final
   variance and σ² is the discretisation error of the N-step sampler, free of any training error.
+* ``mixture_score``: the exact score ∇ log μ_i(a^i) of a noised Gaussian mixture, the quantity a trained
+  ε-network estimates up to the factor −√(1 − ᾱ_i) (the score view of Eq. 8, notebook 02).
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import torch
 
 from .schedule import VPSchedule
 
-__all__ = ["terminal_alpha_bar", "paper_printed_betas", "gaussian_chain_path", "gaussian_chain_moments"]
+__all__ = ["terminal_alpha_bar", "paper_printed_betas", "gaussian_chain_path", "gaussian_chain_moments", "mixture_score"]
 
 
 def terminal_alpha_bar(beta_min: float = 0.1, beta_max: float = 10.0) -> float:
@@ -103,3 +105,38 @@ def gaussian_chain_moments(
     tend to σ² as N grows."""
     last = gaussian_chain_path(schedule, mean, std, variance).iloc[-1]
     return float(last["mean"]), float(last["variance"])
+
+
+def mixture_score(schedule: VPSchedule, a_i: torch.Tensor, i: int, means: torch.Tensor, std: float,
+                  weights: torch.Tensor | None = None) -> torch.Tensor:
+    """∇_a log μ_i(a^i) for data a⁰ ~ Σ_k π_k N(m_k, σ² I) noised to step i (Eq. 1), exactly; (B, d).
+
+    Noising each component by q(a^i | a⁰) = N(√ᾱ_i a⁰, (1 − ᾱ_i) I) gives μ_i = Σ_k π_k N(√ᾱ_i m_k, v_i I)
+    with v_i = ᾱ_i σ² + 1 − ᾱ_i, so the score is Σ_k r_k(a^i) · (√ᾱ_i m_k − a^i) / v_i with the
+    responsibilities r_k ∝ π_k N(a^i; √ᾱ_i m_k, v_i I). The minimiser of Eq. 8 is ε*(a^i) = E[ε | a^i] =
+    −√(1 − ᾱ_i) ∇ log μ_i(a^i) (Tweedie's formula): a trained ε_θ estimates this score, rescaled and
+    pointing the other way. ``means`` is (K, d); ``weights`` π (K,) default to equal."""
+    if isinstance(i, bool) or not isinstance(i, int) or not 1 <= i <= schedule.n_steps:
+        raise ValueError(f"i must be an integer step in 1..{schedule.n_steps} (steps are 1-based), got {i!r}.")
+    if not (isinstance(std, (int, float)) and math.isfinite(std) and std > 0):
+        raise ValueError(f"std must be a finite number > 0, got {std!r}.")
+    means = torch.as_tensor(means, dtype=torch.float64)
+    a = torch.as_tensor(a_i, dtype=torch.float64)
+    if means.ndim != 2 or a.ndim != 2 or a.shape[1] != means.shape[1]:
+        raise ValueError(f"a_i must be (B, d) and means (K, d) with the same d, got {tuple(a.shape)} and {tuple(means.shape)}.")
+    if not torch.isfinite(a).all():
+        raise ValueError("a_i contains NaN or inf.")
+    if weights is None:
+        weights = torch.full((means.shape[0],), 1.0 / means.shape[0], dtype=torch.float64)
+    weights = torch.as_tensor(weights, dtype=torch.float64)
+    if weights.shape != (means.shape[0],) or (weights <= 0).any() or abs(float(weights.sum()) - 1) > 1e-6:
+        raise ValueError(f"weights must be {means.shape[0]} positive numbers summing to 1, got {weights.tolist()}.")
+    ab = float(schedule.alphas_cumprod[i - 1])
+    v = ab * std**2 + 1 - ab
+    centres = math.sqrt(ab) * means  # (K, d)
+    diff = centres.unsqueeze(0) - a.unsqueeze(1)  # (B, K, d)
+    log_r = torch.log(weights) - diff.pow(2).sum(-1) / (2 * v)
+    r = torch.softmax(log_r, dim=1)
+    score = (r.unsqueeze(-1) * diff).sum(1) / v
+    floating_input = torch.is_tensor(a_i) and a_i.is_floating_point()
+    return score.to(a_i.dtype if floating_input else torch.float64)  # the caller's float dtype
