@@ -11,10 +11,10 @@ from .data import CornerBandit, MultimodalBehavior, OfflineDataset
 from .encoders import GRUEncoder, IdentityEncoder, MLPEncoder, SASRecEncoder
 from . import envs
 from .envs import ObsLayout, RecSimConfig, RecSimEnv
-from .evaluation import collect, collect_mixture, evaluate
+from .evaluation import collect, collect_mixture, evaluate, evaluate_logged, random_policy_rollout
 from .data.logged import LoggedData, coat_or_synthetic, find_dataset, load_logged, write_synthetic_coat
 from .data.logged_world import LoggedWorld, build_world
-from .envs.logged_env import LoggedEnv, evaluate_logged, logged_dataset, random_policy_rollout
+from .envs.logged_env import LoggedEnv, logged_dataset
 from .energy import EnergyGuidance, EnergyModel, support_actions, train_energy
 from .diffusion import (
     DiffusionPolicy, EpsilonMLP, Guidance, SinusoidalTimeEmbedding, VPSchedule,

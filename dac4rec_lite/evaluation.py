@@ -1,29 +1,40 @@
-"""Roll policies out in an environment: collect offline datasets and evaluate agents.
+"""Roll policies out in an environment: collect offline datasets and evaluate agents. One rollout protocol
+for every environment and one definition of each metric; the environments only simulate.
 
-Two kinds of policy are accepted everywhere:
+Three kinds of policy are accepted everywhere (one adaptor, ``_as_policy``):
 
-* a learned agent (anything with ``act(obs, generator=...)`` taking a (B, obs_dim) numpy batch), which
-  sees only observations;
-* a scripted policy from :mod:`dac4rec_lite.envs.policies`, called as ``policy(obs, users, rng)``, which may
-  also read the simulator's hidden user state (the "privileged" experts).
+* a learned agent (anything with ``act(obs)`` taking a (B, obs_dim) numpy batch; it gets a
+  ``torch.Generator`` seeded with the rollout's seed when its ``act`` takes ``generator=``), which sees only
+  observations;
+* a scripted policy called as ``policy(obs, users, rng)`` (:mod:`dac4rec_lite.envs.policies`), which may
+  also read the simulator's hidden user state (the "privileged" experts);
+* a plain function ``policy(obs) -> actions``.
 
 An agent with per-episode memory (``DecisionTransformer``) also has ``begin_episodes(n)`` and
-``observe_rewards(rewards, done)``: rollouts call the first before an episode batch's first page and the
-second after every page, with the rewards and done flags of the rows that just acted (in ``act``'s order).
+``observe_rewards(rewards, done)``: rollouts call the first before an episode batch's first step and the
+second after every step, with the rewards and done flags of the rows that just acted (in ``act``'s order).
 
-On RecSim-v0 (any env whose ``unwrapped`` has a batched ``simulator``) all episodes run side by side in
-numpy batches, which evaluates thousands of users in seconds. Other gymnasium environments are stepped one
-episode at a time; they must report ``info["clicks"]`` (and optionally ``info["ctr"]``) for CTR.
+**The rollout protocol.** An environment whose ``unwrapped.simulator`` is a batched core (RecSim-v0's
+``RecSimulator``, Logged-v0's ``LoggedSimulator``) runs all episodes of a batch side by side in numpy, which
+evaluates thousands of users in seconds. The core provides ``new_users(n, rng)`` (a user batch with ``len``
+and ``subset(index)``), ``observe(users)`` → (B, obs_dim), ``step(users, actions, rng)`` → per-user arrays
+``actions``, ``reward``, ``clicks``, ``left`` (terminal) and ``truncated`` (timeout), and ``page_size``, the
+items recommended per step. The gymnasium ``step`` of both environments steps the same core for one user.
+Any other gymnasium environment is stepped one episode at a time (``reset(seed=seed + episode)``); it
+reports ``info["clicks"]`` and declares ``page_size`` for CTR (else CTR is NaN).
 
-Metrics (as EasyRL4Rec computes them, paper Sec. 4.1):
+**Metrics** (as EasyRL4Rec computes them, paper Sec. 4.1), all from :func:`episode_metrics`:
 
 * ``R_cumu`` — mean return per trajectory;
-* ``R_avg`` — total reward / total steps (a pooled ratio, not a mean of per-episode ratios);
-* ``Length`` — mean number of steps (pages) per trajectory;
-* ``CTR`` — total clicks / (page_size · total steps), pooled.
+* ``R_avg`` — total reward / total steps (a pooled ratio, = R_cumu / Length; not a mean of per-episode ratios);
+* ``Length`` — mean number of steps per trajectory;
+* ``CTR`` — clicks per recommended item, pooled: total clicks / total items recommended. A RecSim-v0 step
+  recommends a page of 10 (CTR = clicks / (10 · pages)), a Logged-v0 step one item (CTR = clicks / turns).
 """
 from __future__ import annotations
 
+import inspect
+import numbers
 from typing import Any, Callable
 
 import gymnasium as gym
@@ -33,45 +44,93 @@ import torch
 from tqdm.auto import tqdm
 
 from .data.dataset import OfflineDataset
+from .data.logged_world import replace_rule
+from .envs.logged_env import LoggedEnv, unwrap_logged
+from .envs.policies import SCRIPTED_POLICIES, RandomItemPolicy
+from .envs.recsim import RecSimulator
 
-__all__ = ["collect", "collect_mixture", "evaluate", "trace_episode", "rollout", "summarise_episodes", "first_pages_ctr", "ctr_by_length", "LENGTH_BUCKETS"]
+__all__ = ["collect", "collect_mixture", "evaluate", "evaluate_logged", "random_policy_rollout", "trace_episode",
+           "rollout", "episode_metrics", "summarise_episodes", "first_pages_ctr", "ctr_by_length",
+           "leave_rule_sweep", "LENGTH_BUCKETS"]
 
 LENGTH_BUCKETS = ((11, 20), (21, 30), (31, None))  # the paper's Table 3 interaction-length buckets
 
 ScriptedPolicy = Callable[[np.ndarray, Any, np.random.Generator], np.ndarray]
 
 
+def _positional_arity(fn: Callable) -> int:
+    """3 for ``fn(obs, users, rng)``, 1 for ``fn(obs)``."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):  # a builtin without a signature: assume the scripted convention
+        return 3
+    for arity in (3, 1):
+        try:
+            signature.bind(*range(arity))
+            return arity
+        except TypeError:
+            continue
+    raise TypeError(f"a policy function is called as policy(obs) or policy(obs, users, rng); {fn!r} takes neither.")
+
+
 def _as_policy(policy: Any, seed: int) -> ScriptedPolicy:
-    """One calling convention for agents and scripted policies: ``(obs, users, rng) -> actions``."""
+    """One calling convention for every kind of policy: ``(obs, users, rng) -> actions``."""
     if hasattr(policy, "act"):
         generator = torch.Generator(device=getattr(policy, "device", "cpu")).manual_seed(seed)
+        parameters = inspect.signature(policy.act).parameters
+        takes_generator = "generator" in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+        kwargs = {"generator": generator} if takes_generator else {}
 
         def agent_policy(obs: np.ndarray, users: Any, rng: np.random.Generator) -> np.ndarray:
-            return np.asarray(policy.act(obs, generator=generator), dtype=np.float64)
+            return np.asarray(policy.act(obs, **kwargs), dtype=np.float64)
 
         episodic = hasattr(policy, "begin_episodes") and hasattr(policy, "observe_rewards")
-        agent_policy.episodic = policy if episodic else None  # told where episodes begin and what each page earned
+        agent_policy.episodic = policy if episodic else None  # told where episodes begin and what each step earned
         return agent_policy
     if callable(policy):
-        return policy
+        if _positional_arity(policy) == 3:
+            return policy
+        return lambda obs, users, rng: np.asarray(policy(obs))
     raise TypeError(
-        f"policy must be an agent with .act(obs) or a scripted policy callable as policy(obs, users, rng), "
-        f"got {type(policy).__name__}."
+        f"policy must be an agent with .act(obs), a scripted policy callable as policy(obs, users, rng) or a "
+        f"function policy(obs), got {type(policy).__name__}."
     )
 
 
+def _check_count(name: str, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+
+
 def _check_episodes(n_episodes: int) -> None:
-    if isinstance(n_episodes, bool) or not isinstance(n_episodes, (int, np.integer)) or n_episodes < 1:
-        raise ValueError(f"n_episodes must be a positive integer, got {n_episodes!r}.")
+    _check_count("n_episodes", n_episodes)
+
+
+def _check_seed(seed: int) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}.")
+
+
+def _page_size(env: gym.Env) -> int | None:
+    """Items the environment recommends per step, if it declares ``page_size`` (on it or under its wrappers)."""
+    try:
+        return env.get_wrapper_attr("page_size")
+    except AttributeError:
+        return getattr(env.unwrapped, "page_size", None)
 
 
 def rollout(env: gym.Env, policy: Any, n_episodes: int, seed: int = 0, record: bool = False,
             batch_size: int = 1000, progress: bool = True) -> dict[str, Any]:
-    """Run ``n_episodes`` episodes; return ``episodes`` (a DataFrame, one row per episode: ``return``,
-    ``length``, ``clicks``, ``terminated``, ``truncated``, ``policy``), ``steps`` (a DataFrame, one row per
-    step: ``episode``, ``step``, ``reward``, ``clicks``) and, with ``record=True``, ``transitions`` (a dict of
-    arrays in episode order, ready for :class:`OfflineDataset`)."""
+    """Run ``n_episodes`` episodes; return ``episodes`` (a DataFrame, one row per episode: ``policy``,
+    ``episode``, ``return``, ``length``, ``clicks``, ``shown`` (items recommended), ``terminated``,
+    ``truncated``, ``ctr``, and ``user`` on Logged-v0), ``steps`` (a DataFrame, one row per step: ``episode``,
+    ``step``, ``reward``, ``clicks``, ``shown``) and, with ``record=True``, ``transitions`` (a dict of arrays in
+    episode order, ready for :class:`OfflineDataset`)."""
     _check_episodes(n_episodes)
+    _check_seed(seed)
+    _check_count("batch_size", batch_size)
+    if not isinstance(env, gym.Env):
+        raise TypeError(f"env must be a gymnasium environment, got {type(env).__name__}.")
     act = _as_policy(policy, seed)
     simulator = getattr(env.unwrapped, "simulator", None)
     name = getattr(policy, "name", type(policy).__name__)
@@ -86,7 +145,7 @@ def rollout(env: gym.Env, policy: Any, n_episodes: int, seed: int = 0, record: b
 def _batched_rollout(simulator, act: ScriptedPolicy, n_episodes: int, seed: int, record: bool,
                      batch_size: int, progress: bool) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
-    page_size = simulator.config.page_size
+    page_size = simulator.page_size
     episode_rows, step_rows, chunks = [], [], []
     bar = tqdm(total=n_episodes, desc="episodes", disable=not progress, leave=False)
     for first in range(0, n_episodes, batch_size):
@@ -101,16 +160,15 @@ def _batched_rollout(simulator, act: ScriptedPolicy, n_episodes: int, seed: int,
         while len(active):
             current = users.subset(active)
             obs = simulator.observe(current)
-            actions = simulator.check_actions(act(obs, current, rng), len(active))
-            out = simulator.step(current, actions, rng)
+            out = simulator.step(current, act(obs, current, rng), rng)
             for field in vars(current):
                 getattr(users, field)[active] = getattr(current, field)
-            reward = out["clicks"].astype(np.float64)
+            reward = out["reward"]
             step_rows.append(pd.DataFrame({"episode": first + active, "step": lengths[active], "reward": reward,
-                                           "clicks": out["clicks"]}))
+                                           "clicks": out["clicks"], "shown": page_size}))
             if record:
                 chunks.append({"episode": first + active, "step": lengths[active], "observations": obs,
-                               "actions": actions.astype(np.float32), "rewards": reward,
+                               "actions": out["actions"].astype(np.float32), "rewards": reward,
                                "next_observations": simulator.observe(current),
                                "terminals": out["left"], "timeouts": out["truncated"]})
             returns[active] += reward
@@ -123,11 +181,15 @@ def _batched_rollout(simulator, act: ScriptedPolicy, n_episodes: int, seed: int,
                 episodic.observe_rewards(reward, done)
             bar.update(int(done.sum()))
             active = active[~done]
-        episode_rows.append(pd.DataFrame({"episode": first + np.arange(n), "return": returns, "length": lengths,
-                                          "clicks": clicks, "terminated": terminated, "truncated": truncated}))
+        table = {"episode": first + np.arange(n)}
+        if hasattr(users, "user"):
+            table["user"] = users.user
+        table.update({"return": returns, "length": lengths, "clicks": clicks, "shown": page_size * lengths,
+                      "terminated": terminated, "truncated": truncated})
+        episode_rows.append(pd.DataFrame(table))
     bar.close()
     episodes = pd.concat(episode_rows, ignore_index=True)
-    episodes["ctr"] = episodes["clicks"] / (page_size * episodes["length"])
+    episodes["ctr"] = episodes["clicks"] / episodes["shown"]
     steps = pd.concat(step_rows, ignore_index=True).sort_values(["episode", "step"], kind="stable", ignore_index=True)
     result = {"episodes": episodes, "steps": steps}
     if record:
@@ -136,7 +198,7 @@ def _batched_rollout(simulator, act: ScriptedPolicy, n_episodes: int, seed: int,
 
 
 def _in_episode_order(chunks: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """Concatenate per-page chunks and reorder them so each episode's transitions are contiguous."""
+    """Concatenate per-step chunks and reorder them so each episode's transitions are contiguous."""
     merged = {key: np.concatenate([c[key] for c in chunks]) for key in chunks[0]}
     order = np.lexsort((merged.pop("step"), merged.pop("episode")))
     return {key: value[order] for key, value in merged.items()}
@@ -145,32 +207,35 @@ def _in_episode_order(chunks: list[dict[str, np.ndarray]]) -> dict[str, np.ndarr
 def _sequential_rollout(env: gym.Env, act: ScriptedPolicy, n_episodes: int, seed: int, record: bool,
                         progress: bool) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
+    page_size = _page_size(env)
+    shown = np.nan if page_size is None else page_size
     episode_rows, step_rows, transitions = [], [], []
     for episode in tqdm(range(n_episodes), desc="episodes", disable=not progress, leave=False):
         obs, _ = env.reset(seed=seed + episode)
         episodic = getattr(act, "episodic", None)
         if episodic is not None:
             episodic.begin_episodes(1)
-        total, length, clicks, ctr_sum, done = 0.0, 0, 0, 0.0, False
+        total, length, clicks, done = 0.0, 0, 0, False
         terminated = truncated = False
         while not done:
             action = np.asarray(act(np.asarray(obs, dtype=np.float32)[None], None, rng))[0]
             next_obs, reward, terminated, truncated, info = env.step(action)
             step_clicks = info.get("clicks", np.nan)
-            step_rows.append((episode, length, float(reward), step_clicks))
+            step_rows.append((episode, length, float(reward), step_clicks, shown))
             if record:
                 transitions.append((obs, action, reward, next_obs, terminated, truncated))
             total += float(reward)
-            clicks += step_clicks if np.isfinite(step_clicks) else 0
-            ctr_sum += info.get("ctr", np.nan)
+            clicks += step_clicks
             length += 1
             obs, done = next_obs, terminated or truncated
             if episodic is not None:
                 episodic.observe_rewards(np.array([float(reward)]), np.array([done]))
         episode_rows.append({"episode": episode, "return": total, "length": length, "clicks": clicks,
-                             "terminated": terminated, "truncated": truncated, "ctr": ctr_sum / length})
-    result = {"episodes": pd.DataFrame(episode_rows),
-              "steps": pd.DataFrame(step_rows, columns=["episode", "step", "reward", "clicks"])}
+                             "shown": shown * length, "terminated": terminated, "truncated": truncated})
+    episodes = pd.DataFrame(episode_rows)
+    episodes["ctr"] = episodes["clicks"] / episodes["shown"]
+    result = {"episodes": episodes,
+              "steps": pd.DataFrame(step_rows, columns=["episode", "step", "reward", "clicks", "shown"])}
     if record:
         keys = ("observations", "actions", "rewards", "next_observations", "terminals", "timeouts")
         result["transitions"] = {key: np.asarray([t[k] for t in transitions]) for k, key in enumerate(keys)}
@@ -189,19 +254,32 @@ def _dataset(transitions: dict[str, np.ndarray]) -> OfflineDataset:
     return OfflineDataset(**transitions, episode_starts=np.r_[True, ends[:-1]])
 
 
-def summarise_episodes(episodes: pd.DataFrame, page_size: int | None = None) -> dict[str, float]:
-    """R_cumu, R_avg, Length and CTR from a per-episode table (``return``, ``length``, ``clicks``)."""
+def _items_shown(table: pd.DataFrame, page_size: int | None, per: str) -> pd.Series:
+    if "shown" in table.columns:
+        return table["shown"]
+    if page_size is None:
+        raise ValueError("CTR needs the items recommended: a 'shown' column (rollout tables have one) or page_size.")
+    return page_size * (table["length"] if per == "episode" else pd.Series(1, index=table.index))
+
+
+def episode_metrics(episodes: pd.DataFrame, page_size: int | None = None) -> dict[str, float]:
+    """R_cumu, R_avg, Length and CTR (see the module docstring) from a per-episode table with ``return``,
+    ``length``, ``clicks`` and ``shown`` (items recommended); ``page_size`` stands in for a missing ``shown``."""
     steps = episodes["length"].sum()
-    ctr = episodes["clicks"].sum() / (page_size * steps) if page_size else float((episodes["ctr"] * episodes["length"]).sum() / steps)
+    ctr = episodes["clicks"].sum() / _items_shown(episodes, page_size, "episode").sum()
     return {"R_cumu": float(episodes["return"].mean()), "R_avg": float(episodes["return"].sum() / steps),
             "Length": float(episodes["length"].mean()), "CTR": float(ctr)}
 
 
-def first_pages_ctr(steps: pd.DataFrame, pages: int = 5, page_size: int = 10) -> float:
+summarise_episodes = episode_metrics  # the name this function had in earlier versions
+
+
+def first_pages_ctr(steps: pd.DataFrame, pages: int = 5, page_size: int | None = None) -> float:
     """Pooled CTR of every session's first ``pages`` pages, from a rollout's per-step table (``step`` is
-    0-based): where short-term greed shows — the myopic policy wins here and loses the session."""
+    0-based; ``shown``, or ``page_size`` for a table without it): where short-term greed shows — the myopic
+    policy wins here and loses the session."""
     early = steps[steps["step"] < pages]
-    return float(early["clicks"].sum() / (page_size * len(early)))
+    return float(early["clicks"].sum() / _items_shown(early, page_size, "step").sum())
 
 
 def ctr_by_length(episodes: pd.DataFrame, page_size: int | None = None,
@@ -213,22 +291,54 @@ def ctr_by_length(episodes: pd.DataFrame, page_size: int | None = None,
         inside = (episodes["length"] >= low) & (episodes["length"] <= (high if high is not None else np.inf))
         chosen = episodes[inside]
         label = f"{low}-{high}" if high is not None else f"{low}+"
-        ctr = summarise_episodes(chosen, page_size)["CTR"] if len(chosen) else float("nan")
+        ctr = episode_metrics(chosen, page_size)["CTR"] if len(chosen) else float("nan")
         rows.append({"length_bucket": label, "CTR": ctr, "n_episodes": int(len(chosen))})
     return pd.DataFrame(rows)
 
 
-def evaluate(env: gym.Env, agent: Any, n_episodes: int = 1000, seed: int = 0, progress: bool = True) -> dict[str, Any]:
-    """Evaluate an agent (or scripted policy) on ``n_episodes`` fresh users.
+def evaluate(env: gym.Env, agent: Any, n_episodes: int = 1000, seed: int = 0, progress: bool = True,
+             batch_size: int = 1000) -> dict[str, Any]:
+    """Evaluate an agent (or scripted policy, or function obs → actions) on ``n_episodes`` fresh users.
 
     Returns ``R_cumu``, ``R_avg``, ``Length``, ``CTR`` (floats, see the module docstring), ``episodes``
     (one row per episode) and ``ctr_by_length`` (the paper's Table 3 buckets)."""
-    result = rollout(env, agent, n_episodes, seed, progress=progress)
-    page_size = getattr(getattr(env.unwrapped, "config", None), "page_size", None)
-    metrics: dict[str, Any] = summarise_episodes(result["episodes"], page_size)
+    result = rollout(env, agent, n_episodes, seed, batch_size=batch_size, progress=progress)
+    metrics: dict[str, Any] = episode_metrics(result["episodes"])
     metrics["episodes"] = result["episodes"]
-    metrics["ctr_by_length"] = ctr_by_length(result["episodes"], page_size)
+    metrics["ctr_by_length"] = ctr_by_length(result["episodes"])
     return metrics
+
+
+def evaluate_logged(env: gym.Env, agent: Any, n_episodes: int = 1000, seed: int = 0, batch_size: int = 1000,
+                    progress: bool = False) -> dict[str, Any]:
+    """:func:`evaluate` on a Logged-v0 environment (a ``TypeError`` for any other): users are drawn with
+    ``numpy.random.default_rng(seed)``, all episodes of a batch step in lockstep (one ``act`` call per turn)."""
+    return evaluate(unwrap_logged(env), agent, n_episodes, seed, progress=progress, batch_size=batch_size)
+
+
+def random_policy_rollout(env: gym.Env, n_episodes: int = 5000, seed: int = 0, batch_size: int = 5000,
+                          progress: bool = False) -> dict[str, Any]:
+    """Logged-v0's uniform-random-item policy (``RandomItemPolicy``: repeats allowed unless the environment has
+    ``no_repeat``). Returns the metrics of :func:`episode_metrics` plus ``episodes``, the per-episode table."""
+    inner = unwrap_logged(env)
+    episodes = rollout(inner, RandomItemPolicy(inner.simulator), n_episodes, seed, batch_size=batch_size,
+                       progress=progress)["episodes"]
+    return {**episode_metrics(episodes), "episodes": episodes}
+
+
+def leave_rule_sweep(env: gym.Env, thresholds, n_episodes: int = 2000, seed: int = 0,
+                     exact_window: tuple[bool, ...] = (False, True)) -> pd.DataFrame:
+    """The uniform-random policy's Length and R_avg for each leave threshold, with EasyRL4Rec's window and the
+    exact one: how the leave rule shapes the episodes (the reward matrix and embeddings are shared)."""
+    inner = unwrap_logged(env)
+    rows = []
+    for exact in exact_window:
+        for threshold in thresholds:
+            world = replace_rule(inner.world, threshold=threshold, exact_window=exact)
+            result = random_policy_rollout(LoggedEnv(world=world, no_repeat=inner.no_repeat), n_episodes, seed)
+            rows.append({"threshold": float(threshold), "window": "exact" if exact else "EasyRL4Rec seq[t-k:t]",
+                         "Length": result["Length"], "R_avg": result["R_avg"], "R_cumu": result["R_cumu"]})
+    return pd.DataFrame(rows)
 
 
 MIXTURE_COMPONENTS = ("myopic", "noisy_expert", "random")
@@ -241,8 +351,6 @@ def collect_mixture(env: gym.Env, n_episodes: int, seed: int = 0,
     one policy, as when logs come from several past systems. The presets' sizes are in
     ``dac4rec_lite.recipes`` (tiny 60, quick 600, full 3000 sessions; ≈ 13 pages each, so quick ≈ 7.6k
     transitions)."""
-    from .envs.policies import SCRIPTED_POLICIES
-
     _check_episodes(n_episodes)
     unknown = [name for name in components if name not in SCRIPTED_POLICIES]
     if unknown or not components:
@@ -260,7 +368,7 @@ def trace_episode(env: gym.Env, policy: Any, seed: int = 0, max_pages: int | Non
     taste), ``action_vs_preference`` (cos(action, p)), the page's ``items`` and ``left``/``truncated``.
     The same ``seed`` gives the same user for every policy, so policies can be compared on one person."""
     simulator = getattr(env.unwrapped, "simulator", None)
-    if simulator is None:
+    if not isinstance(simulator, RecSimulator):
         raise ValueError("trace_episode needs RecSim-v0 (it reads the simulator's hidden user state).")
     act = _as_policy(policy, seed)
     user_rng, rng = np.random.default_rng([seed, 0]), np.random.default_rng([seed, 1])

@@ -19,9 +19,8 @@ from dac4rec_lite.data.logged import (
 )
 from dac4rec_lite.data.logged_world import LEAVE_RULES, LeaveRule, build_world, item_embeddings_from_matrix
 from dac4rec_lite.data.user_model import fit_matrix_factorization
-from dac4rec_lite.envs.logged_env import (
-    ENV_ID, LoggedEnv, evaluate_logged, logged_dataset, random_policy_rollout,
-)
+from dac4rec_lite.envs.logged_env import ENV_ID, LoggedEnv, logged_dataset
+from dac4rec_lite.evaluation import evaluate_logged, random_policy_rollout
 
 COAT = Path(__file__).resolve().parents[2] / "shared" / "data" / "coat"
 needs_coat = pytest.mark.skipif(
@@ -473,6 +472,68 @@ def test_batched_evaluation_matches_the_gymnasium_loop(synthetic_env):
             total, length, done = total + reward, length + 1, terminated or truncated
         assert (length, total) == (row["length"], pytest.approx(row["return"]))
     assert result["R_avg"] == pytest.approx(result["R_cumu"] / result["Length"])   # ratio of means
+
+
+class _HideSimulator(gym.Wrapper):
+    """The same environment without its batched core: forces gymnasium's one-episode-at-a-time loop."""
+
+    @property
+    def unwrapped(self):
+        return self
+
+
+def test_one_rollout_protocol_for_both_environments(synthetic_env):
+    """dl.evaluate and evaluate_logged are one loop: same numbers for the same seed; the gymnasium loop (other
+    random stream) agrees in distribution; CTR is clicks per recommended item (one item per Logged-v0 turn)."""
+    env = synthetic_env
+    agent = _NoisyAgent(env.action_space.shape[0])
+    batched = dl.evaluate(env, agent, 300, seed=3, progress=False)
+    logged = evaluate_logged(env, agent, 300, seed=3)
+    pd.testing.assert_frame_equal(batched["episodes"], logged["episodes"])
+    episodes = batched["episodes"]
+    assert (episodes["shown"] == episodes["length"]).all()                     # one item per turn
+    assert batched["CTR"] == pytest.approx(episodes["clicks"].sum() / episodes["length"].sum())
+    assert batched["R_avg"] == pytest.approx(episodes["return"].sum() / episodes["length"].sum())
+    sequential = dl.evaluate(_HideSimulator(env), agent, 300, seed=4, progress=False)
+    # different random streams, same distribution: Length within ~4 standard errors, CTR within 0.05
+    assert abs(sequential["Length"] - batched["Length"]) < 4 * episodes["length"].std() / np.sqrt(300) * np.sqrt(2)
+    assert abs(sequential["CTR"] - batched["CTR"]) < 0.05
+    # the metrics function is the same one on RecSim-v0, where a step recommends a page of 10
+    recsim = dl.evaluate(gym.make("dac4rec_lite/RecSim-v0"), dl.envs.MyopicPolicy(), 50, seed=0, progress=False)
+    assert (recsim["episodes"]["shown"] == 10 * recsim["episodes"]["length"]).all()
+    assert recsim["CTR"] == pytest.approx(recsim["episodes"]["clicks"].sum() / (10 * recsim["episodes"]["length"].sum()))
+
+
+class _NoisyAgent:
+    """An 'agent' whose actions depend on the generator the rollout hands it."""
+
+    def __init__(self, action_dim: int) -> None:
+        self.action_dim = action_dim
+
+    def act(self, obs, generator=None):
+        noise = torch.rand(len(obs), self.action_dim, generator=generator) * 2 - 1
+        return (0.5 * noise + 0.5 * torch.tanh(torch.as_tensor(obs)[:, :self.action_dim])).numpy()
+
+
+class _EpisodicSpy(_NoisyAgent):
+    def begin_episodes(self, n):
+        self.running = n
+
+    def observe_rewards(self, rewards, done):
+        assert len(rewards) == self.running
+        self.running -= int(np.sum(done))
+
+
+def test_logged_rollouts_tell_episodic_agents_where_episodes_end_and_collect_keeps_them(synthetic_env):
+    spy = _EpisodicSpy(synthetic_env.action_space.shape[0])
+    evaluate_logged(synthetic_env, spy, 40, seed=0)
+    assert spy.running == 0
+    data = dl.collect(synthetic_env, _NoisyAgent(16), 30, seed=1, progress=False).to_dict()
+    ends = data["terminals"].astype(bool) | data["timeouts"].astype(bool)
+    assert ends.sum() == 30 and np.abs(data["actions"]).max() <= 1
+    inside = ~ends[:-1]
+    np.testing.assert_array_equal(data["next_observations"][:-1][inside], data["observations"][1:][inside])
+    assert data["rewards"].min() >= 1 and data["rewards"].max() <= 5          # the environment's own scale
 
 
 # ----- Coat: the published numbers and the pipeline --------------------------------------------------------

@@ -205,7 +205,7 @@ def test_metrics_are_pooled_as_easyrl4rec_computes_them():
 
 def test_first_pages_ctr_pools_only_the_early_pages():
     steps = pd.DataFrame({"episode": [0, 0, 0, 1, 1], "step": [0, 1, 2, 0, 1], "clicks": [4, 2, 9, 6, 0]})
-    assert first_pages_ctr(steps, pages=2) == pytest.approx((4 + 2 + 6 + 0) / (10 * 4))
+    assert first_pages_ctr(steps, pages=2, page_size=10) == pytest.approx((4 + 2 + 6 + 0) / (10 * 4))
 
 
 def test_ctr_by_length_buckets_follow_table_3():

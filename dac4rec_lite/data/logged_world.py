@@ -28,6 +28,8 @@ reward matrix, a leave rule, a turn cap, and item embeddings for continuous acti
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -64,8 +66,12 @@ class LeaveRule:
     def __post_init__(self) -> None:
         if self.kind not in ("distance", "category"):
             raise ValueError(f"leave rule kind must be 'distance' or 'category', got {self.kind!r}.")
-        if self.window < 1 or self.threshold < 0:
-            raise ValueError(f"leave window must be >= 1 and threshold >= 0, got {self.window}, {self.threshold}.")
+        if isinstance(self.window, bool) or not isinstance(self.window, numbers.Integral) or self.window < 1:
+            raise ValueError(f"leave window must be an integer >= 1, got {self.window!r}.")
+        if (isinstance(self.threshold, bool) or not isinstance(self.threshold, numbers.Real)
+                or not math.isfinite(self.threshold) or self.threshold < 0):
+            raise ValueError(f"leave threshold must be a finite number >= 0, got {self.threshold!r} (NaN would mean "
+                             f"users never leave).")
 
     def window_bounds(self, t: int) -> tuple[int, int]:
         """[start, stop) of the window among the t earlier items of the episode, at turn t (0-based)."""
@@ -207,11 +213,12 @@ def build_world(
 
     ``user_model``: keyword arguments of ``fit_matrix_factorization`` (dim, epochs, lr, …), used only when the
     data has no complete reward matrix."""
-    if max_turn < 1:
-        raise ValueError(f"max_turn must be >= 1, got {max_turn}.")
+    for name, value in (("max_turn", max_turn), ("embedding_dim", embedding_dim)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
     kind, threshold, window = LEAVE_RULES[data.name]
-    rule = LeaveRule(leave_rule or kind, float(threshold if leave_threshold is None else leave_threshold),
-                     int(window if leave_window is None else leave_window), exact_window)
+    rule = LeaveRule(leave_rule or kind, threshold if leave_threshold is None else leave_threshold,
+                     window if leave_window is None else leave_window, exact_window)
     low, high = data.reward_range
     if data.reward_matrix is not None:
         rewards = np.clip(data.reward_matrix, low, high).astype(np.float32)

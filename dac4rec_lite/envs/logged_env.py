@@ -1,48 +1,170 @@
-"""A gymnasium environment built from a logged dataset by EasyRL4Rec's rules, the offline buffer cut from the
-same log, and a batched rollout for evaluation.
+"""A gymnasium environment built from a logged dataset by EasyRL4Rec's rules, and the offline buffer cut from
+the same log.
 
 ``gymnasium.make("dac4rec_lite/Logged-v0", dataset="coat", path=FOLDER, **overrides)``
 
 * An episode is one user (drawn uniformly from the dataset's users at ``reset``) receiving one item per turn.
-* Action: a vector in [−1, 1]^d; it recommends the item whose embedding (``env.unwrapped.item_embeddings``,
-  (n_items, d)) is nearest by cosine, so an item's embedding recommends that item. ``no_repeat=True`` skips
-  items already recommended in the episode.
+* Action: a vector in [−1, 1]^d (anything outside the box is refused, as RecSim-v0 does); it recommends the
+  item whose embedding (``env.unwrapped.item_embeddings``, (n_items, d)) is nearest by cosine, so an item's
+  embedding recommends that item. ``step_item(i)`` recommends item i (an integer id) directly.
+  ``no_repeat=True`` skips items already recommended in the episode.
 * Reward: ``rewards[user, item]`` of the complete reward matrix, on the dataset's own scale (Coat: rating
-  1..5), as EasyRL4Rec reports it. ``info["reward_normalised"]`` holds it min–max normalised.
+  1..5), as EasyRL4Rec reports it. ``info["reward_normalised"]`` holds it min–max normalised. A
+  recommendation is a click when its reward reaches ``positive_threshold`` (``info["clicks"]``: 0 or 1).
 * End: ``terminated`` when the user leaves by the dataset's leave rule (that step still pays), ``truncated``
   after ``max_turn`` = 30 turns. See ``dac4rec_lite/data/logged_world.py`` for the rules and the window quirk.
 * Observation (``env.unwrapped.obs_layout``, an ``ObsLayout``): ``[profile | W history steps]``, oldest first,
   left-padded with zeros; each step is ``[item embedding (d), normalised reward, valid flag]``. The profile is
   empty unless ``user_features=True`` (Coat ships one-hot user features).
 
-Metrics, as EasyRL4Rec reports them: R_cumu (mean return), Length (mean episode length) and
-R_avg = R_cumu / Length (a ratio of means, not the mean of per-episode ratios).
+``env.unwrapped.simulator`` is the batched core (a :class:`LoggedSimulator`, the same protocol as RecSim-v0's),
+which the gymnasium API steps one user at a time and :func:`dac4rec_lite.evaluate` steps thousands at once:
+both run the same code. Rollouts and metrics live in :mod:`dac4rec_lite.evaluation`.
 """
 from __future__ import annotations
 
-import inspect
 import os
-from collections.abc import Callable
+from dataclasses import dataclass, fields
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
-import pandas as pd
-import torch
 from gymnasium import spaces
 
 from ..data.dataset import OfflineDataset
 from ..data.logged import LoggedData, load_logged
-from ..data.logged_world import MAX_TURN, LoggedWorld, build_world, replace_rule
+from ..data.logged_world import MAX_TURN, LoggedWorld, build_world
 from ..observation import ObsLayout
+from .checks import check_integer, check_number
 
-__all__ = ["LoggedEnv", "logged_dataset", "evaluate_logged", "random_policy_rollout", "episode_metrics",
-           "leave_rule_sweep", "register_logged_env", "ENV_ID"]
+__all__ = ["LoggedEnv", "LoggedSimulator", "LoggedUsers", "logged_dataset", "register_logged_env", "ENV_ID"]
 
 ENV_ID = "dac4rec_lite/Logged-v0"
 # A recommendation counts as a click (for CTR) when its reward reaches this value on the dataset's scale.
 POSITIVE_REWARD = {"rating": 4.0, "watch_ratio": 2.0, "is_click": 0.5}
 _ENCODE_BLOCK = 65536  # transitions encoded at once by logged_dataset (bounds memory on MovieLens-1M)
+SPLITS = ("train", "test")
+
+
+@dataclass
+class LoggedUsers:
+    """B simulated users of a logged dataset, updated in place by :meth:`LoggedSimulator.step`."""
+
+    user: np.ndarray      # (B,) user ids
+    items: np.ndarray     # (B, max_turn) items recommended so far (the first ``turn`` entries are real)
+    rewards: np.ndarray   # (B, max_turn) their rewards, on the dataset's scale
+    turn: np.ndarray      # (B,) turns played
+
+    def __len__(self) -> int:
+        return len(self.user)
+
+    def subset(self, index: np.ndarray) -> LoggedUsers:
+        return LoggedUsers(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
+
+
+class LoggedSimulator:
+    """The batched core of Logged-v0: users drawn from the dataset, one item per turn, EasyRL4Rec's leave rule.
+
+    It follows the rollout protocol of :mod:`dac4rec_lite.evaluation` (``new_users``, ``observe``,
+    ``check_actions``, ``step``, ``page_size``); the simulation draws no random numbers after ``new_users``."""
+
+    page_size = 1
+
+    def __init__(self, world: LoggedWorld, layout: ObsLayout, profiles: np.ndarray | None, no_repeat: bool,
+                 positive_threshold: float) -> None:
+        self.world, self.layout, self.profiles = world, layout, profiles
+        self.no_repeat, self.positive_threshold = no_repeat, positive_threshold
+
+    def new_users(self, n: int, rng: np.random.Generator, user: int | None = None) -> LoggedUsers:
+        """``n`` users drawn uniformly from the dataset's episode users (or ``n`` copies of ``user``)."""
+        users = rng.choice(self.world.env_users, size=n) if user is None else np.full(n, user, dtype=np.int64)
+        max_turn = self.world.max_turn
+        return LoggedUsers(user=np.asarray(users), items=np.zeros((n, max_turn), dtype=np.int64),
+                           rewards=np.zeros((n, max_turn)), turn=np.zeros(n, dtype=np.int64))
+
+    def observe(self, users: LoggedUsers) -> np.ndarray:
+        return self.encode(users.user, users.items, users.rewards, users.turn)
+
+    def encode(self, users: np.ndarray, items: np.ndarray, rewards: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """Observations (B, obs_dim) of B histories: ``items``/``rewards`` (B, L) hold each history's first
+        ``lengths[b]`` steps (rewards on the dataset's scale); the last W of them enter the observation."""
+        layout, world = self.layout, self.world
+        lengths = np.asarray(lengths)
+        positions = lengths[:, None] - layout.window + np.arange(layout.window)[None, :]   # oldest first
+        valid = positions >= 0
+        rows = np.arange(len(lengths))[:, None]
+        if items.shape[1] == 0:
+            step_items = np.zeros(positions.shape, dtype=np.int64)
+            step_rewards = np.zeros(positions.shape)
+        else:
+            clipped = np.clip(positions, 0, items.shape[1] - 1)
+            step_items, step_rewards = items[rows, clipped], rewards[rows, clipped]
+        steps = np.concatenate([
+            world.item_embeddings[step_items] * valid[..., None],
+            (world.normalise(step_rewards) * valid)[..., None].astype(np.float32),
+            valid[..., None].astype(np.float32),
+        ], axis=2).reshape(len(lengths), -1)
+        if self.profiles is None:
+            return steps.astype(np.float32)
+        return np.concatenate([self.profiles[users], steps], axis=1).astype(np.float32)
+
+    def check_actions(self, actions: Any, n: int) -> np.ndarray:
+        """(n, d) action vectors in [−1, 1]^d, or (n,) integer item ids; anything else is refused."""
+        actions = np.asarray(actions)
+        if actions.ndim == 1 and actions.dtype.kind in "iu":
+            if len(actions) != n:
+                raise ValueError(f"item ids must have shape ({n},), got {actions.shape}.")
+            outside = (actions < 0) | (actions >= self.world.n_items)
+            if outside.any():
+                raise ValueError(f"item {actions[outside][0]} is not an item id (0..{self.world.n_items - 1}).")
+            return actions.astype(np.int64)
+        d = self.world.embedding_dim
+        if actions.dtype.kind not in "fiu":
+            raise TypeError(f"actions must be numbers (n, {d}) or integer item ids (n,), got dtype {actions.dtype}.")
+        actions = actions.astype(np.float64)
+        if actions.shape != (n, d):
+            raise ValueError(f"actions must have shape ({n}, {d}) (one {d}-dim vector per user), got {actions.shape}.")
+        if not np.isfinite(actions).all():
+            raise ValueError("actions contain NaN or inf; check the policy that produced them.")
+        if np.abs(actions).max(initial=0.0) > 1.0 + 1e-6:
+            raise ValueError(
+                f"actions must lie in [-1, 1]^{d}, got max |a| = {np.abs(actions).max():.3g}; "
+                "squash or clip them in the policy (the environment never clips silently)."
+            )
+        return actions
+
+    def banned(self, users: LoggedUsers) -> np.ndarray | None:
+        """(B, n_items) bool: the items each user has already been shown, when ``no_repeat`` (else None)."""
+        if not self.no_repeat or users.turn.max(initial=0) == 0:
+            return None
+        banned = np.zeros((len(users), self.world.n_items), dtype=bool)
+        rows, cols = np.nonzero(np.arange(self.world.max_turn)[None, :] < users.turn[:, None])
+        banned[rows, users.items[rows, cols]] = True
+        return banned
+
+    def step(self, users: LoggedUsers, actions: Any, rng: np.random.Generator | None = None) -> dict[str, np.ndarray]:
+        """Recommend one item to every user in ``users`` (updated in place). Returns per-user arrays:
+        ``actions`` (the action vectors; an item id's embedding), ``items``, ``reward`` (dataset scale),
+        ``clicks`` (0/1), ``ctr``, ``left`` (a terminal) and ``truncated`` (the turn cap: a timeout)."""
+        n, world = len(users), self.world
+        if users.turn.max(initial=0) >= world.max_turn:
+            raise ValueError(f"these users have had max_turn = {world.max_turn} turns already; start new users.")
+        actions = self.check_actions(actions, n)
+        if actions.ndim == 1:
+            items, actions = actions, world.item_embeddings[actions].astype(np.float64)
+        else:
+            items = world.items_from_actions(actions, self.banned(users))
+        reward = world.rewards[users.user, items].astype(np.float64)
+        left = np.zeros(n, dtype=bool)
+        for t in np.unique(users.turn):
+            rows = np.flatnonzero(users.turn == t)
+            left[rows] = world.leaves(users.items[rows, :t], items[rows])
+        everyone = np.arange(n)
+        users.items[everyone, users.turn], users.rewards[everyone, users.turn] = items, reward
+        users.turn = users.turn + 1
+        clicks = (reward >= self.positive_threshold).astype(np.int64)
+        return {"actions": actions, "items": items, "reward": reward, "clicks": clicks, "ctr": clicks / self.page_size,
+                "left": left, "truncated": ~left & (users.turn >= world.max_turn)}
 
 
 class LoggedEnv(gym.Env):
@@ -61,6 +183,8 @@ class LoggedEnv(gym.Env):
             progress: passed to ``build_world``.
         positive_threshold: reward at which a recommendation counts as a click (``info["clicks"]``: 0 or 1 for
             the step, as RecSim-v0 reports its page's clicks; ``info["total_clicks"]``: the episode's so far).
+
+    Every number is checked at construction (finite, in range; integers whole), before any file is read.
     """
 
     metadata = {"render_modes": []}
@@ -87,11 +211,25 @@ class LoggedEnv(gym.Env):
         positive_threshold: float | None = None,
     ) -> None:
         super().__init__()
+        owner = "Logged-v0"
+        window = check_integer(owner, "window", window, low=1)
+        if positive_threshold is not None:
+            positive_threshold = check_number(owner, "positive_threshold", positive_threshold)
         if world is None:
+            # checked here too, so a bad number fails before the files are read and a user model is fitted
+            check_integer(owner, "max_turn", max_turn, low=1)
+            check_integer(owner, "embedding_dim", embedding_dim, low=1)
+            check_integer(owner, "seed", seed, low=0)
+            if leave_threshold is not None:
+                check_number(owner, "leave_threshold", leave_threshold, low=0.0)
+            if leave_window is not None:
+                check_integer(owner, "leave_window", leave_window, low=1)
             data = data if data is not None else load_logged(dataset, path)
             world = build_world(data, leave_rule=leave_rule, leave_threshold=leave_threshold, leave_window=leave_window,
                                 exact_window=exact_window, max_turn=max_turn, embedding_dim=embedding_dim,
                                 user_model=user_model, seed=seed, progress=progress)
+        elif not isinstance(world, LoggedWorld):
+            raise TypeError(f"world must be a LoggedWorld (from build_world), got {type(world).__name__}.")
         self.world = world
         self.no_repeat = bool(no_repeat)
         if self.no_repeat and world.n_items < world.max_turn:
@@ -100,15 +238,19 @@ class LoggedEnv(gym.Env):
             raise ValueError(f"{world.data.name} ships no user features; use user_features=False.")
         self.profiles = world.data.user_features if user_features else None
         profile_dim = 0 if self.profiles is None else self.profiles.shape[1]
-        self.obs_layout = ObsLayout(profile_dim=profile_dim, window=int(window), step_dim=world.embedding_dim + 2)
+        self.obs_layout = ObsLayout(profile_dim=profile_dim, window=window, step_dim=world.embedding_dim + 2)
         self.positive_threshold = (POSITIVE_REWARD.get(world.data.reward_name, 0.0) if positive_threshold is None
-                                   else float(positive_threshold))
+                                   else positive_threshold)
+        self.simulator = LoggedSimulator(world, self.obs_layout, self.profiles, self.no_repeat, self.positive_threshold)
         self.action_space = spaces.Box(-1.0, 1.0, shape=(world.embedding_dim,), dtype=np.float32)
         # every feature is bounded: embeddings in [-1, 1], normalised rewards, valid flags and one-hot profiles in [0, 1]
         self.observation_space = spaces.Box(-1.0, 1.0, shape=(self.obs_layout.obs_dim,), dtype=np.float32)
+        self.users: LoggedUsers | None = None
         self._done = True
 
     # ----- what agents and notebooks read -------------------------------------------------------------
+    page_size = LoggedSimulator.page_size
+
     @property
     def item_embeddings(self) -> np.ndarray:
         """(n_items, d) in [−1, 1]: the action ``item_embeddings[i]`` recommends item i."""
@@ -119,85 +261,51 @@ class LoggedEnv(gym.Env):
         return self.world.n_items
 
     def encode(self, users: np.ndarray, items: np.ndarray, rewards: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        """Observations (B, obs_dim) of B histories: ``items``/``rewards`` (B, L) hold each history's first
-        ``lengths[b]`` steps (rewards on the dataset's scale); the last W of them enter the observation."""
-        layout, world = self.obs_layout, self.world
-        lengths = np.asarray(lengths)
-        positions = lengths[:, None] - layout.window + np.arange(layout.window)[None, :]   # oldest first
-        valid = positions >= 0
-        rows = np.arange(len(lengths))[:, None]
-        if items.shape[1] == 0:
-            step_items = np.zeros(positions.shape, dtype=np.int64)
-            step_rewards = np.zeros(positions.shape)
-        else:
-            clipped = np.clip(positions, 0, items.shape[1] - 1)
-            step_items, step_rewards = items[rows, clipped], rewards[rows, clipped]
-        steps = np.concatenate([
-            world.item_embeddings[step_items] * valid[..., None],
-            (world.normalise(step_rewards) * valid)[..., None].astype(np.float32),
-            valid[..., None].astype(np.float32),
-        ], axis=2).reshape(len(lengths), -1)
-        if self.profiles is None:
-            return steps.astype(np.float32)
-        return np.concatenate([self.profiles[users], steps], axis=1).astype(np.float32)
-
-    def _observation(self) -> np.ndarray:
-        t = self._turn
-        return self.encode(np.array([self._user]), self._items[None, :t], self._rewards[None, :t], np.array([t]))[0]
+        """Observations of B histories (see :meth:`LoggedSimulator.encode`)."""
+        return self.simulator.encode(users, items, rewards, lengths)
 
     # ----- gymnasium API ----------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         """Start an episode with a user drawn uniformly from the dataset's users (``options={"user": u}`` fixes it)."""
         super().reset(seed=seed)
         options = options or {}
+        user = None
         if "user" in options:
-            user = int(options["user"])
-            if not 0 <= user < self.world.n_users:
-                raise ValueError(f"options['user'] = {user} is not a user id (0..{self.world.n_users - 1}).")
-        else:
-            user = int(self.np_random.choice(self.world.env_users))
-        self._user, self._turn, self._done = user, 0, False
-        self._items = np.zeros(self.world.max_turn, dtype=np.int64)
-        self._rewards = np.zeros(self.world.max_turn, dtype=np.float64)
+            user = check_integer(owner="Logged-v0 reset", name="options['user']", value=options["user"], low=0,
+                                 high=self.world.n_users - 1)
+        self.users = self.simulator.new_users(1, self.np_random, user=user)
+        self._done = False
         self._cum_reward, self._clicks = 0.0, 0
-        return self._observation(), {"user": user}
+        return self.simulator.observe(self.users)[0], {"user": int(self.users.user[0])}
 
     def step(self, action):
         if self._done:
             raise RuntimeError("the episode has ended: call reset() before step().")
-        action = np.asarray(action, dtype=np.float32).reshape(1, -1)
-        banned = None
-        if self.no_repeat:
-            banned = np.zeros((1, self.world.n_items), dtype=bool)
-            banned[0, self._items[:self._turn]] = True
-        item = int(self.world.items_from_actions(action, banned)[0])
-        return self._play(item)
+        action = np.asarray(action)
+        if action.dtype.kind not in "fiu" or action.size != self.world.embedding_dim:
+            raise ValueError(f"the action must be a vector of {self.world.embedding_dim} numbers in [-1, 1], got "
+                             f"shape {action.shape} ({action.dtype}); use step_item(i) to recommend item i.")
+        return self._play(action.astype(np.float64).reshape(1, -1))
 
     def step_item(self, item: int):
-        """Recommend item ``item`` directly (the same as ``step(item_embeddings[item])``)."""
+        """Recommend item ``item`` (an integer id) directly (the same as ``step(item_embeddings[item])``)."""
         if self._done:
             raise RuntimeError("the episode has ended: call reset() before step_item().")
-        if not 0 <= int(item) < self.world.n_items:
-            raise ValueError(f"item {item} is not an item id (0..{self.world.n_items - 1}).")
-        return self._play(int(item))
+        item = check_integer("Logged-v0 step_item", "item", item, low=0, high=self.world.n_items - 1)
+        return self._play(np.array([item], dtype=np.int64))
 
-    def _play(self, item: int):
-        t = self._turn
-        reward = float(self.world.rewards[self._user, item])
-        left = bool(self.world.leaves(self._items[None, :t], np.array([item]))[0])
-        self._items[t], self._rewards[t] = item, reward
-        self._turn = t + 1
-        self._cum_reward += reward
-        terminated = left
-        truncated = not left and self._turn >= self.world.max_turn
+    def _play(self, action: np.ndarray):
+        out = self.simulator.step(self.users, action)
+        reward, item, click = float(out["reward"][0]), int(out["items"][0]), int(out["clicks"][0])
+        terminated, truncated = bool(out["left"][0]), bool(out["truncated"][0])
         self._done = terminated or truncated
-        click = int(reward >= self.positive_threshold)
+        self._cum_reward += reward
         self._clicks += click
         # clicks / ctr are this step's (one item per page), as RecSim-v0 reports them and dl.evaluate sums them
-        info = {"user": self._user, "item": item, "left": left, "turn": self._turn,
+        info = {"user": int(self.users.user[0]), "item": item, "left": terminated, "turn": int(self.users.turn[0]),
                 "reward_normalised": float(self.world.normalise(reward)), "cum_reward": self._cum_reward,
-                "clicks": click, "ctr": float(click), "total_clicks": self._clicks}
-        return self._observation(), reward, terminated, truncated, info
+                "clicks": click, "ctr": float(out["ctr"][0]), "total_clicks": self._clicks}
+        return self.simulator.observe(self.users)[0], reward, terminated, truncated, info
 
 
 def register_logged_env() -> None:
@@ -210,7 +318,8 @@ register_logged_env()
 
 
 # ----- the offline buffer -------------------------------------------------------------------------------
-def _unwrap(env) -> LoggedEnv:
+def unwrap_logged(env) -> LoggedEnv:
+    """The ``LoggedEnv`` inside ``env`` (a wrapper of one, or one); ``TypeError`` for anything else."""
     inner = getattr(env, "unwrapped", env)
     if not isinstance(inner, LoggedEnv):
         raise TypeError(f"expected a LoggedEnv (or a wrapper of one), got {type(inner).__name__}.")
@@ -237,7 +346,9 @@ def logged_dataset(
     Pass ``env`` (a ``LoggedEnv``) to share its world and layout; otherwise one is built from ``name``,
     ``path`` and ``env_kwargs``. ``split``: "train" or "test" (when the dataset ships a test log).
     """
-    inner = _unwrap(env) if env is not None else LoggedEnv(name, path, **env_kwargs)
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}.")
+    inner = unwrap_logged(env) if env is not None else LoggedEnv(name, path, **env_kwargs)
     world = inner.world
     log = world.data.train if split == "train" else world.data.test
     if log is None:
@@ -283,112 +394,13 @@ def logged_dataset(
     })
 
 
-# ----- batched rollouts and metrics -----------------------------------------------------------------------
-def episode_metrics(episodes: pd.DataFrame) -> dict[str, float]:
-    """EasyRL4Rec's metrics from a per-episode table (columns ``length``, ``return``, ``clicks``):
-    R_cumu = mean return, Length = mean length, R_avg = R_cumu / Length (ratio of means), CTR = clicks / turns."""
-    r_cumu, length = float(episodes["return"].mean()), float(episodes["length"].mean())
-    return {"R_cumu": r_cumu, "Length": length, "R_avg": r_cumu / length,
-            "CTR": float(episodes["clicks"].sum() / episodes["length"].sum())}
+# Rollouts and metrics moved to dac4rec_lite.evaluation (one protocol for every environment); the old names
+# stay importable from here.
+_MOVED = ("evaluate_logged", "random_policy_rollout", "episode_metrics", "leave_rule_sweep")
 
 
-def _policy_function(agent, generator: torch.Generator) -> Callable[[np.ndarray], np.ndarray]:
-    if hasattr(agent, "act"):
-        takes_generator = "generator" in inspect.signature(agent.act).parameters
-        if takes_generator:
-            return lambda obs: np.asarray(agent.act(obs, generator=generator))
-        return lambda obs: np.asarray(agent.act(obs))
-    if callable(agent):
-        return lambda obs: np.asarray(agent(obs))
-    raise TypeError(f"agent must have .act(obs) or be callable obs -> actions, got {type(agent).__name__}.")
-
-
-def _rollout(env: LoggedEnv, choose: Callable[[np.ndarray, np.ndarray, np.ndarray, int], np.ndarray], n_episodes: int,
-             rng: np.random.Generator, batch_size: int) -> pd.DataFrame:
-    """Run ``n_episodes`` in batches, all episodes of a batch in lockstep (turn t of every live episode at once)."""
-    world = env.world
-    tables = []
-    for first in range(0, n_episodes, batch_size):
-        b = min(batch_size, n_episodes - first)
-        users = rng.choice(world.env_users, size=b)
-        items = np.zeros((b, world.max_turn), dtype=np.int64)
-        rewards = np.zeros((b, world.max_turn))
-        alive = np.ones(b, dtype=bool)
-        length, returns, clicks, left = np.zeros(b, np.int64), np.zeros(b), np.zeros(b, np.int64), np.zeros(b, bool)
-        for t in range(world.max_turn):
-            live = np.flatnonzero(alive)
-            if len(live) == 0:
-                break
-            chosen = choose(users[live], items[live, :t], rewards[live, :t], t)
-            r = world.rewards[users[live], chosen]
-            leaving = world.leaves(items[live, :t], chosen)
-            items[live, t], rewards[live, t] = chosen, r
-            length[live] += 1
-            returns[live] += r
-            clicks[live] += r >= env.positive_threshold
-            left[live] = leaving
-            alive[live] = ~leaving
-        tables.append(pd.DataFrame({"episode": np.arange(first, first + b), "user": users, "return": returns,
-                                    "length": length, "clicks": clicks, "terminated": left, "truncated": ~left,
-                                    "ctr": clicks / length}))
-    return pd.concat(tables, ignore_index=True)
-
-
-def _banned(env: LoggedEnv, history: np.ndarray) -> np.ndarray | None:
-    if not env.no_repeat or history.shape[1] == 0:
-        return None
-    banned = np.zeros((len(history), env.world.n_items), dtype=bool)
-    np.put_along_axis(banned, history, True, axis=1)
-    return banned
-
-
-def random_policy_rollout(env: gym.Env, n_episodes: int = 5000, seed: int = 0, batch_size: int = 5000) -> dict:
-    """A uniform-random-item policy (repeats allowed unless the env has ``no_repeat``), batched in numpy.
-
-    Returns the metrics of ``episode_metrics`` plus ``episodes``, the per-episode table."""
-    inner = _unwrap(env)
-    rng = np.random.default_rng(seed)
-
-    def choose(users, items, rewards, t):
-        banned = _banned(inner, items)
-        if banned is None:
-            return rng.integers(0, inner.world.n_items, size=len(users))
-        scores = rng.random((len(users), inner.world.n_items))
-        return np.where(banned, -1.0, scores).argmax(axis=1)
-
-    episodes = _rollout(inner, choose, n_episodes, rng, batch_size)
-    return {**episode_metrics(episodes), "episodes": episodes}
-
-
-def evaluate_logged(env: gym.Env, agent, n_episodes: int = 1000, seed: int = 0, batch_size: int = 1000) -> dict:
-    """Evaluate ``agent`` (anything with ``.act(obs_batch)`` or a callable obs (B, obs_dim) → actions (B, d)) on
-    a logged environment, all episodes of a batch in lockstep (one ``act`` call per turn for the whole batch).
-
-    Users are drawn with ``numpy.random.default_rng(seed)``; an agent whose ``act`` takes ``generator=`` gets a
-    ``torch.Generator`` seeded with ``seed``. Returns R_cumu, Length, R_avg, CTR and the ``episodes`` table."""
-    inner = _unwrap(env)
-    rng = np.random.default_rng(seed)
-    policy = _policy_function(agent, torch.Generator().manual_seed(seed))
-
-    def choose(users, items, rewards, t):
-        obs = inner.encode(users, items, rewards, np.full(len(users), t))
-        actions = policy(obs)
-        return inner.world.items_from_actions(actions.reshape(len(users), -1), _banned(inner, items))
-
-    episodes = _rollout(inner, choose, n_episodes, rng, batch_size)
-    return {**episode_metrics(episodes), "episodes": episodes}
-
-
-def leave_rule_sweep(env: gym.Env, thresholds, n_episodes: int = 2000, seed: int = 0,
-                     exact_window: tuple[bool, ...] = (False, True)) -> pd.DataFrame:
-    """The uniform-random policy's Length and R_avg for each leave threshold, with EasyRL4Rec's window and the
-    exact one: how the leave rule shapes the episodes (the reward matrix and embeddings are shared)."""
-    inner = _unwrap(env)
-    rows = []
-    for exact in exact_window:
-        for threshold in thresholds:
-            world = replace_rule(inner.world, threshold=float(threshold), exact_window=exact)
-            result = random_policy_rollout(LoggedEnv(world=world, no_repeat=inner.no_repeat), n_episodes, seed)
-            rows.append({"threshold": float(threshold), "window": "exact" if exact else "EasyRL4Rec seq[t-k:t]",
-                         "Length": result["Length"], "R_avg": result["R_avg"], "R_cumu": result["R_cumu"]})
-    return pd.DataFrame(rows)
+def __getattr__(name: str):
+    if name in _MOVED:
+        from .. import evaluation
+        return getattr(evaluation, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,4 +1,4 @@
-"""Scripted reference policies for RecSim-v0.
+"""Scripted reference policies for RecSim-v0 (and Logged-v0's random-item baseline).
 
 A scripted policy is called as ``policy(obs, users, rng) -> actions``: ``obs`` (B, obs_dim), ``users`` the
 simulator's :class:`~dac4rec_lite.envs.recsim.UserBatch` (privileged, hidden state), ``rng`` a numpy
@@ -12,7 +12,8 @@ import numpy as np
 
 from .recsim import UserBatch
 
-__all__ = ["RandomPolicy", "MyopicPolicy", "LongTermExpert", "NoisyExpert", "SCRIPTED_POLICIES", "to_action_box"]
+__all__ = ["RandomPolicy", "MyopicPolicy", "LongTermExpert", "NoisyExpert", "SCRIPTED_POLICIES", "to_action_box",
+           "RandomItemPolicy"]
 
 
 def to_action_box(direction: np.ndarray) -> np.ndarray:
@@ -69,3 +70,24 @@ class NoisyExpert:
 
 
 SCRIPTED_POLICIES = {"random": RandomPolicy, "myopic": MyopicPolicy, "expert": LongTermExpert, "noisy_expert": NoisyExpert}
+
+
+class RandomItemPolicy:
+    """Logged-v0's uniform-random-item policy (EasyRL4Rec's random baseline): each user gets an item id drawn
+    uniformly from the catalogue, or from the items not yet shown when the environment has ``no_repeat``.
+
+    Called as ``policy(obs, users, rng)`` with the users of a :class:`~dac4rec_lite.envs.logged_env.LoggedSimulator`;
+    returns (B,) integer item ids, which that simulator accepts in place of action vectors."""
+
+    name = "random_item"
+
+    def __init__(self, simulator) -> None:
+        self.simulator = simulator
+
+    def __call__(self, obs: np.ndarray, users, rng: np.random.Generator) -> np.ndarray:
+        n_items = self.simulator.world.n_items
+        banned = self.simulator.banned(users)
+        if banned is None:
+            return rng.integers(0, n_items, size=len(users))
+        scores = rng.random((len(users), n_items))
+        return np.where(banned, -1.0, scores).argmax(axis=1)

@@ -36,8 +36,14 @@ import gymnasium as gym
 import numpy as np
 
 from ..observation import ObsLayout
+from .checks import check_integer, check_number
 
-__all__ = ["RecSimConfig", "RecSimulator", "UserBatch", "RecSimEnv"]
+__all__ = ["RecSimConfig", "RecSimulator", "UserBatch", "RecSimEnv", "MEMORY_BUDGET_BYTES"]
+
+# The largest tables a simulator may allocate (checked from the config, before anything is allocated).
+MEMORY_BUDGET_BYTES = 2 * 2**30
+# Rows of the (users × n_items) score matrix computed at once when a page is chosen.
+_SCORE_BLOCK_BYTES = 64 * 2**20
 
 
 @dataclass(frozen=True)
@@ -68,23 +74,31 @@ class RecSimConfig:
     leave_satisfaction: float = 8.0
 
     def __post_init__(self) -> None:
-        positive_ints = ("n_items", "action_dim", "page_size", "max_pages", "window")
-        for name in positive_ints:
-            value = getattr(self, name)
-            if not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"RecSimConfig.{name} must be a positive integer, got {value!r}.")
-        if self.profile_dim < 0:
-            raise ValueError(f"RecSimConfig.profile_dim must be >= 0, got {self.profile_dim}.")
+        owner = "RecSimConfig"
+        for name in ("n_items", "action_dim", "page_size", "max_pages", "window"):
+            check_integer(owner, name, getattr(self, name), low=1)
+        check_integer(owner, "profile_dim", self.profile_dim, low=0)
+        check_integer(owner, "catalogue_seed", self.catalogue_seed, low=0)
         if self.page_size > self.n_items:
-            raise ValueError(f"page_size ({self.page_size}) cannot exceed n_items ({self.n_items}).")
-        for name in ("drift", "fatigue_decay", "satisfaction_decay"):
-            value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"RecSimConfig.{name} must lie in [0, 1], got {value}.")
+            raise ValueError(f"{owner}: page_size ({self.page_size}) cannot exceed n_items ({self.n_items}).")
+        ranges = {"drift": (0.0, 1.0), "fatigue_decay": (0.0, 1.0), "satisfaction_decay": (0.0, 1.0),
+                  "profile_noise": (0.0, None), "initial_interest_noise": (0.0, None), "click_scale": (0.0, None),
+                  "fatigue_click_penalty": (0.0, None)}
         for field in fields(self):
-            value = getattr(self, field.name)
-            if isinstance(value, float) and not np.isfinite(value):
-                raise ValueError(f"RecSimConfig.{field.name} must be finite, got {value}.")
+            if field.type in ("float", float):
+                check_number(owner, field.name, getattr(self, field.name), *ranges.get(field.name, (None, None)))
+        if self.table_bytes > MEMORY_BUDGET_BYTES:
+            raise ValueError(
+                f"{owner}: n_items={self.n_items} with action_dim={self.action_dim} needs "
+                f"{self.table_bytes / 2**30:.1f} GiB for the item table (8 bytes × n_items × action_dim), over the "
+                f"simulator's memory budget of {MEMORY_BUDGET_BYTES / 2**30:g} GiB. Use fewer items or a smaller "
+                f"action_dim (or, on a machine with the memory, raise dac4rec_lite.envs.recsim.MEMORY_BUDGET_BYTES)."
+            )
+
+    @property
+    def table_bytes(self) -> int:
+        """Bytes of the simulator's tables: item features (n_items × d) and profile projection, float64."""
+        return 8 * self.action_dim * (self.n_items + self.profile_dim)
 
     @property
     def layout(self) -> ObsLayout:
@@ -123,12 +137,19 @@ class RecSimulator:
     """The batched core: a catalogue plus vectorised user dynamics. Everything takes a numpy Generator."""
 
     def __init__(self, config: RecSimConfig | None = None) -> None:
+        if config is not None and not isinstance(config, RecSimConfig):
+            raise TypeError(f"config must be a RecSimConfig, got {type(config).__name__}.")
         self.config = config or RecSimConfig()
         c = self.config
         rng = np.random.default_rng(c.catalogue_seed)
         self.item_features = _normalise(rng.standard_normal((c.n_items, c.action_dim)))
         self.profile_projection = rng.standard_normal((c.profile_dim, c.action_dim)) / np.sqrt(c.action_dim)
         self.layout = c.layout
+
+    @property
+    def page_size(self) -> int:
+        """Items recommended per step (CTR is clicks per recommended item)."""
+        return self.config.page_size
 
     # ----- users --------------------------------------------------------------------------------------
     def new_users(self, n: int, rng: np.random.Generator) -> UserBatch:
@@ -165,12 +186,17 @@ class RecSimulator:
         return actions
 
     def page(self, actions: np.ndarray) -> np.ndarray:
-        """(B, page_size) item ids: the items with the highest score ``item_features @ action``, best first."""
+        """(B, page_size) item ids: the items with the highest score ``item_features @ action``, best first
+        (scored in blocks of users, so a large catalogue never needs a B × n_items matrix at once)."""
         k = self.config.page_size
-        scores = actions @ self.item_features.T
-        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-        order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
-        return np.take_along_axis(top, order, axis=1)
+        rows = max(1, _SCORE_BLOCK_BYTES // (8 * self.config.n_items))
+        pages = []
+        for start in range(0, len(actions), rows):
+            scores = actions[start:start + rows] @ self.item_features.T
+            top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+            order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
+            pages.append(np.take_along_axis(top, order, axis=1))
+        return np.concatenate(pages) if pages else np.zeros((0, k), dtype=np.int64)
 
     def click_probabilities(self, users: UserBatch, items: np.ndarray) -> np.ndarray:
         """(B, page_size) click probability of each shown item under the user's current state."""
@@ -188,8 +214,9 @@ class RecSimulator:
 
     def step(self, users: UserBatch, actions: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """Serve one page to every user in ``users`` (updated in place). Returns per-user arrays:
-        ``items`` (B, k), ``clicked`` (B, k) bool, ``clicks``, ``ctr``, ``leave_probability``, ``left``
-        (the user ended the session: a terminal) and ``truncated`` (the page cap: a timeout)."""
+        ``actions`` (as checked), ``items`` (B, k), ``clicked`` (B, k) bool, ``clicks``, ``reward`` (= clicks),
+        ``ctr``, ``leave_probability``, ``left`` (the user ended the session: a terminal) and ``truncated``
+        (the page cap: a timeout)."""
         c = self.config
         n = len(users)
         actions = self.check_actions(actions, n)
@@ -219,7 +246,8 @@ class RecSimulator:
         leave_p = self.leave_probability(users)
         left = rng.random(n) < leave_p
         truncated = ~left & (users.pages >= c.max_pages)
-        return {"items": items, "clicked": clicked, "clicks": clicks, "ctr": clicks / c.page_size,
+        return {"actions": actions, "items": items, "clicked": clicked, "clicks": clicks,
+                "reward": clicks.astype(np.float64), "ctr": clicks / c.page_size,
                 "leave_probability": leave_p, "left": left, "truncated": truncated}
 
 
@@ -229,7 +257,8 @@ class RecSimEnv(gym.Env):
     ``reset(seed=...)`` draws a user (deterministic for a seed); ``step(action)`` serves one page and
     returns reward = clicks; ``terminated`` when the user leaves, ``truncated`` at the page cap. ``info`` has
     ``clicks``, ``ctr``, ``items`` and ``leave_probability``. ``env.unwrapped.simulator`` is the batched
-    core (used by :func:`dac4rec_lite.evaluate` to run thousands of users at once) and
+    core (used by :func:`dac4rec_lite.evaluate` to run thousands of users at once; see
+    :mod:`dac4rec_lite.evaluation` for the protocol it follows) and
     ``env.unwrapped.users`` the current user's hidden state (scripted experts may read it)."""
 
     metadata = {"render_modes": []}
@@ -243,6 +272,11 @@ class RecSimEnv(gym.Env):
         self.observation_space = gym.spaces.Box(-1.0, 1.0, shape=(self.obs_layout.obs_dim,), dtype=np.float32)
         self.users: UserBatch | None = None
         self._done = False
+
+    @property
+    def page_size(self) -> int:
+        """Items recommended per step (the page), for CTR."""
+        return self.config.page_size
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
