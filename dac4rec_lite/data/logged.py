@@ -25,9 +25,11 @@ have none, so matrix/file order), plus what else the publisher ships.
 """
 from __future__ import annotations
 
+import csv
 import os
 import re
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -319,14 +321,35 @@ def _check_range(values: np.ndarray, column: str, what: str, file: str, lo: floa
                          f"(must be {span}; {int(bad.sum())} such row(s)).")
 
 
+def _field_count_error(path: Path, what: str) -> str:
+    """The first line whose number of fields differs from the header's (only read when parsing failed)."""
+    with open(path, newline="", encoding="utf-8", errors="replace") as f:
+        reader = csv.reader(f)
+        header = next(reader, [])
+        for record in reader:
+            if record and len(record) != len(header):
+                return (f"{what}: {path.name} line {reader.line_num} has {len(record)} fields but the header has "
+                        f"{len(header)} ({','.join(header)[:120]}); every row must have one value per column, as "
+                        f"published (a value holding a comma must be quoted).")
+    return f"{what}: {path.name}: its rows do not have as many fields as its header."
+
+
 def _read_csv(path: Path, required: list[str], what: str) -> pd.DataFrame:
-    """A CSV with a header; ``ValueError`` if it is not comma-separated or lacks a required column."""
-    try:
-        table = pd.read_csv(path, low_memory=False)
-    except pd.errors.ParserError as err:
-        raise ValueError(f"{what}: {path.name} is not a well-formed CSV ({err}).") from err
-    except pd.errors.EmptyDataError as err:
-        raise ValueError(f"{what}: {path.name} is empty.") from err
+    """A CSV with a header, columns read by header name; ``ValueError`` if it is not comma-separated, lacks a
+    required column, or has a row whose number of fields differs from the header's (pandas would otherwise
+    take extra fields as an index and shift every column by one)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", pd.errors.ParserWarning)
+        try:
+            table = pd.read_csv(path, low_memory=False, index_col=False)
+        except pd.errors.ParserWarning:
+            raise ValueError(_field_count_error(path, what)) from None
+        except pd.errors.ParserError as err:
+            if "Expected" in str(err) and "fields" in str(err):
+                raise ValueError(_field_count_error(path, what)) from None
+            raise ValueError(f"{what}: {path.name} is not a well-formed CSV ({err}).") from err
+        except pd.errors.EmptyDataError as err:
+            raise ValueError(f"{what}: {path.name} is empty.") from err
     missing = [c for c in required if c not in table.columns]
     if missing:
         header = ",".join(map(str, table.columns))[:120]
