@@ -10,6 +10,7 @@ flag (1 for a real interaction, 0 for padding), so a GRU or SASRec encoder can m
 """
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import torch
@@ -26,6 +27,10 @@ class ObsLayout:
     step_dim: int
 
     def __post_init__(self) -> None:
+        for name in ("profile_dim", "window", "step_dim"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise TypeError(f"ObsLayout.{name} must be an integer, got {value!r} ({type(value).__name__}).")
         if self.profile_dim < 0 or self.window < 1 or self.step_dim < 2:
             raise ValueError(
                 f"ObsLayout needs profile_dim >= 0, window >= 1 and step_dim >= 2 (features + the valid flag), "

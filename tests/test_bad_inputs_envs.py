@@ -17,7 +17,10 @@ import pytest
 import dac4rec_lite as dl
 from dac4rec_lite.data.logged import load_coat, load_kuairec, load_movielens, load_yahoo, write_synthetic_coat
 from dac4rec_lite.data.logged_world import LeaveRule, build_world
+from dac4rec_lite.data.user_model import fit_matrix_factorization
 from dac4rec_lite.envs.recsim import MEMORY_BUDGET_BYTES, RecSimConfig
+from dac4rec_lite.envs.virtualtaobao import VirtualTaobao
+from dac4rec_lite.observation import ObsLayout
 from dac4rec_lite.evaluation import episode_metrics, random_policy_rollout, rollout, trace_episode
 
 NAN, INF = float("nan"), float("inf")
@@ -80,9 +83,29 @@ def ended_recsim(ctx):
     return env
 
 
+def movielens(ctx):
+    """A MovieLens log (no test split, no complete matrix: the environment fits a user model)."""
+    return load_movielens(write(ctx.tmp / "ml" / "u.data", "1\t1\t5\t10\n1\t2\t3\t11\n2\t1\t4\t12\n").parent)
+
+
 def movielens_without_test(ctx):
-    folder = write(ctx.tmp / "ml" / "u.data", "1\t1\t5\t10\n1\t2\t3\t11\n2\t1\t4\t12\n").parent
-    return dl.LoggedEnv(data=load_movielens(folder), progress=False, user_model={"epochs": 1})
+    return dl.LoggedEnv(data=movielens(ctx), progress=False, user_model={"epochs": 1})
+
+
+class _StillVirtualTB:
+    """The smallest object with virtualTB's interface: one user, a response that never ends the episode."""
+
+    def reset(self):
+        return np.zeros(91, dtype=np.float32)
+
+    def step(self, action):
+        return np.zeros(91, dtype=np.float32), 0, False, {}
+
+
+def virtual_taobao():
+    env = VirtualTaobao(simulator=_StillVirtualTB())
+    env.reset(seed=0)
+    return env
 
 
 def kuairec_row(ctx, name, row):
@@ -159,6 +182,21 @@ CASES = [
     ("logged reset with an unknown user", lambda c: fresh_logged(c).reset(options={"user": 10**6}), ValueError,
      r"options\['user'\] must be an integer in \[0, 39\]"),
     ("logged reset with user=1.5", lambda c: fresh_logged(c).reset(options={"user": 1.5}), TypeError, r"options\['user'\]"),
+    ("user model epochs=NaN", lambda c: dl.LoggedEnv(data=movielens(c), user_model={"epochs": NAN}, progress=False),
+     ValueError, r"user model: epochs must be an integer >= 1, got nan"),
+    ("user model lr=0", lambda c: fit_matrix_factorization(c.logged.world.data.train, 40, 60, lr=0.0, progress=False),
+     ValueError, r"lr must be a finite number > 0"),
+    # VirtualTaobao adapter and the observation layout
+    ("virtualtaobao action outside the box", lambda c: virtual_taobao().step(np.full(27, 3.0)), ValueError,
+     r"\[-1, 1\]\^27.*never clips"),
+    ("virtualtaobao NaN action", lambda c: virtual_taobao().step(np.full(27, NAN)), ValueError, r"NaN or inf"),
+    ("virtualtaobao action of the wrong size", lambda c: virtual_taobao().step(np.zeros(26)), ValueError,
+     r"27 item-attribute weights"),
+    ("virtualtaobao step before reset", lambda c: VirtualTaobao(simulator=_StillVirtualTB()).step(np.zeros(27)),
+     RuntimeError, r"call reset\(\)"),
+    ("ObsLayout window=2.5", lambda c: ObsLayout(profile_dim=0, window=2.5, step_dim=3), TypeError,
+     r"ObsLayout.window must be an integer"),
+    ("ObsLayout step_dim=1", lambda c: ObsLayout(profile_dim=0, window=2, step_dim=1), ValueError, r"step_dim >= 2"),
     # the offline buffer
     ("logged_dataset split='bogus'", lambda c: dl.logged_dataset(env=c.logged, split="bogus"), ValueError,
      r"split must be one of \('train', 'test'\), got 'bogus'"),

@@ -10,6 +10,9 @@ DeepFM plays in EasyRL4Rec for MovieLens and KuaiRand.
 """
 from __future__ import annotations
 
+import math
+import numbers
+
 import numpy as np
 import pandas as pd
 import torch
@@ -63,6 +66,13 @@ def fit_matrix_factorization(
     """Fit ``MatrixFactorization`` on the ``user, item, reward`` columns of ``log``; same seed, same model."""
     if len(log) == 0:
         raise ValueError("the log is empty: the user model needs at least one (user, item, reward) row.")
+    for name, value, low in (("dim", dim, 1), ("epochs", epochs, 1), ("batch_size", batch_size, 1), ("seed", seed, 0)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+            raise ValueError(f"user model: {name} must be an integer >= {low}, got {value!r}.")
+    for name, value, positive in (("lr", lr, True), ("weight_decay", weight_decay, False)):
+        if (isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value)
+                or value < 0 or (positive and value == 0)):
+            raise ValueError(f"user model: {name} must be a finite number {'> 0' if positive else '>= 0'}, got {value!r}.")
     users = torch.tensor(log["user"].to_numpy(), dtype=torch.long)
     items = torch.tensor(log["item"].to_numpy(), dtype=torch.long)
     rewards = torch.tensor(log["reward"].to_numpy(), dtype=torch.float32)

@@ -14,7 +14,8 @@ and adapts its old-gym interface:
   info)`` with ``terminated = bool(done)``, ``truncated = False`` (virtualTB ends an episode itself: the user
   leaves once the page indices add up past 100).
 * An ended episode must be reset before the next ``step`` (virtualTB would silently continue with a new user);
-  the adapter raises ``RuntimeError`` instead.
+  the adapter raises ``RuntimeError`` instead. An action outside the declared [−1, 1]^27 box, or with NaN, is
+  refused (``ValueError``), as RecSim-v0 and Logged-v0 refuse theirs.
 * On the step that ends an episode virtualTB has already drawn the NEXT user and zeroed the response part of
   its state; the adapter puts the ending user's profile back (the response stays zero: virtualTB has dropped
   it), so a terminal observation never shows another user. It does not enter TD targets: the step is terminal.
@@ -100,7 +101,16 @@ class VirtualTaobao(gym.Env):
         if self._done:
             raise RuntimeError("the episode has ended: call reset() before step() (virtualTB needs a reset after "
                                "every episode).")
-        action = np.asarray(action, dtype=np.float32).reshape(ITEM_FEATURES)
+        action = np.asarray(action)
+        if action.dtype.kind not in "fiu" or action.size != ITEM_FEATURES:
+            raise ValueError(f"the action must be {ITEM_FEATURES} item-attribute weights in [-1, 1], got shape "
+                             f"{action.shape} ({action.dtype}).")
+        action = action.astype(np.float32).reshape(ITEM_FEATURES)
+        if not np.isfinite(action).all():
+            raise ValueError("the action contains NaN or inf; check the policy that produced it.")
+        if np.abs(action).max() > 1.0 + 1e-6:
+            raise ValueError(f"the action must lie in [-1, 1]^{ITEM_FEATURES}, got max |a| = {np.abs(action).max():.3g}; "
+                             "squash or clip it in the policy (the adapter never clips silently).")
         state, reward, done, info = self.simulator.step(action)
         terminated = bool(done.item() if isinstance(done, torch.Tensor) else done)
         obs = self._convert(state, valid=1.0)
