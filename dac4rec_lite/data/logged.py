@@ -25,16 +25,16 @@ have none, so matrix/file order), plus what else the publisher ships.
 """
 from __future__ import annotations
 
-import csv
 import os
 import re
 import tempfile
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from .parsing import check_range, index_ids, read_csv, read_delimited, read_dense_matrix, sorted_log, to_numbers
 
 __all__ = [
     "DATASETS", "LoggedData", "find_dataset", "load_logged", "load_coat", "load_movielens", "load_kuairec",
@@ -215,166 +215,6 @@ def _require_file(folder: Path, name: str, dataset: str) -> Path:
     return path
 
 
-def _separator_hint(line: str, expected: str) -> str:
-    found = [name for sep, name in ((",", "commas"), ("\t", "tabs"), (";", "semicolons"), ("::", "'::'"))
-             if sep in line and name != expected]
-    return f" The line contains {found[0]}: the file must be separated by {expected}." if found else ""
-
-
-def read_dense_matrix(path: Path, what: str, integer: bool = True, allowed: tuple[float, float] | None = None,
-                      shape: tuple[int, int] | None = None) -> np.ndarray:
-    """Read a whitespace-separated dense matrix (Coat's ``.ascii`` format), checking every row.
-
-    Raises ``ValueError`` naming the line and column of the first token that is not a number, a row of the
-    wrong length, a comma/tab separator, a value outside ``allowed``, or a shape other than ``shape``."""
-    rows = []
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for line_no, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            if "," in line or ";" in line:
-                raise ValueError(f"{what}: {path.name} line {line_no} is not whitespace-separated "
-                                 f"({line.strip()[:60]!r}); the published file separates values by spaces.")
-            tokens = line.split()
-            if rows and len(tokens) != len(rows[0]):
-                raise ValueError(f"{what}: {path.name} line {line_no} has {len(tokens)} values but line 1 has "
-                                 f"{len(rows[0])}; every row of the matrix must have one value per column.")
-            try:
-                values = [float(t) for t in tokens]
-            except ValueError:
-                bad = next(k for k, t in enumerate(tokens) if not _is_number(t))
-                raise ValueError(f"{what}: {path.name} line {line_no}, column {bad + 1}: {tokens[bad]!r} is not a "
-                                 f"number.") from None
-            rows.append(values)
-    if not rows:
-        raise ValueError(f"{what}: {path.name} is empty.")
-    matrix = np.asarray(rows, dtype=np.float64)
-    if not np.isfinite(matrix).all():
-        line, col = np.argwhere(~np.isfinite(matrix))[0]
-        raise ValueError(f"{what}: {path.name} line {line + 1}, column {col + 1} is {matrix[line, col]}; "
-                         f"the matrix must hold finite numbers.")
-    if integer and not np.all(matrix == np.round(matrix)):
-        line, col = np.argwhere(matrix != np.round(matrix))[0]
-        raise ValueError(f"{what}: {path.name} line {line + 1}, column {col + 1} is {matrix[line, col]}; "
-                         f"ratings must be whole numbers.")
-    if allowed is not None:
-        lo, hi = allowed
-        bad = (matrix < lo) | (matrix > hi)
-        if bad.any():
-            line, col = np.argwhere(bad)[0]
-            raise ValueError(f"{what}: {path.name} line {line + 1}, column {col + 1} is {matrix[line, col]:g}, outside "
-                             f"{lo:g}..{hi:g} ({int(bad.sum())} such value(s)).")
-    if shape is not None and matrix.shape != shape:
-        raise ValueError(f"{what}: {path.name} is {matrix.shape[0]}×{matrix.shape[1]} but it must be "
-                         f"{shape[0]}×{shape[1]} (the shape of train.ascii: users × items).")
-    return matrix
-
-
-def _is_number(token: str) -> bool:
-    try:
-        float(token)
-    except ValueError:
-        return False
-    return True
-
-
-def _read_delimited(path: Path, sep: str, names: list[str], what: str, sep_name: str) -> pd.DataFrame:
-    """Read a header-less delimited file as strings, checking the number of fields on every line."""
-    with open(path, encoding="latin-1") as f:
-        lines = f.read().splitlines()
-    rows, width = [], len(names)
-    for line_no, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        fields = line.split(sep) if sep != "whitespace" else line.split()
-        if len(fields) != width:
-            raise ValueError(
-                f"{what}: {path.name} line {line_no} has {len(fields)} field(s) separated by {sep_name}, expected "
-                f"{width} ({' '.join(names)}): {line[:60]!r}.{_separator_hint(line, sep_name)}"
-            )
-        rows.append(fields)
-    if not rows:
-        raise ValueError(f"{what}: {path.name} is empty.")
-    return pd.DataFrame(rows, columns=names)
-
-
-def _to_numbers(table: pd.DataFrame, column: str, what: str, file: str, integer: bool, first_line: int = 1) -> np.ndarray:
-    """A column as numbers; ``ValueError`` naming the line of the first value that is not one."""
-    values = pd.to_numeric(table[column], errors="coerce")
-    bad = values.isna() & table[column].notna() if not integer else values.isna()
-    if integer:
-        bad |= values.notna() & (values != np.round(values))
-    if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise ValueError(f"{what}: {file} line {row + first_line}: {column} is {table[column].iloc[row]!r}, not "
-                         f"{'a whole number' if integer else 'a number'}.")
-    return values.to_numpy(dtype=np.int64 if integer else np.float64)
-
-
-def _check_range(values: np.ndarray, column: str, what: str, file: str, lo: float, hi: float | None = None,
-                 first_line: int = 1) -> None:
-    bad = (values < lo) | (values > hi) if hi is not None else values < lo
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        span = f"{lo:g}..{hi:g}" if hi is not None else f">= {lo:g}"
-        raise ValueError(f"{what}: {file} line {row + first_line}: {column} = {values[row]:g} is out of range "
-                         f"(must be {span}; {int(bad.sum())} such row(s)).")
-
-
-def _field_count_error(path: Path, what: str) -> str:
-    """The first line whose number of fields differs from the header's (only read when parsing failed)."""
-    with open(path, newline="", encoding="utf-8", errors="replace") as f:
-        reader = csv.reader(f)
-        header = next(reader, [])
-        for record in reader:
-            if record and len(record) != len(header):
-                return (f"{what}: {path.name} line {reader.line_num} has {len(record)} fields but the header has "
-                        f"{len(header)} ({','.join(header)[:120]}); every row must have one value per column, as "
-                        f"published (a value holding a comma must be quoted).")
-    return f"{what}: {path.name}: its rows do not have as many fields as its header."
-
-
-def _read_csv(path: Path, required: list[str], what: str) -> pd.DataFrame:
-    """A CSV with a header, columns read by header name; ``ValueError`` if it is not comma-separated, lacks a
-    required column, or has a row whose number of fields differs from the header's (pandas would otherwise
-    take extra fields as an index and shift every column by one)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", pd.errors.ParserWarning)
-        try:
-            table = pd.read_csv(path, low_memory=False, index_col=False)
-        except pd.errors.ParserWarning:
-            raise ValueError(_field_count_error(path, what)) from None
-        except pd.errors.ParserError as err:
-            if "Expected" in str(err) and "fields" in str(err):
-                raise ValueError(_field_count_error(path, what)) from None
-            raise ValueError(f"{what}: {path.name} is not a well-formed CSV ({err}).") from err
-        except pd.errors.EmptyDataError as err:
-            raise ValueError(f"{what}: {path.name} is empty.") from err
-    missing = [c for c in required if c not in table.columns]
-    if missing:
-        header = ",".join(map(str, table.columns))[:120]
-        hint = ""
-        if len(table.columns) == 1 and any(s in str(table.columns[0]) for s in ("\t", ";", " ", "|")):
-            hint = " The header is a single field: the file must be comma-separated, as published."
-        raise ValueError(f"{what}: {path.name} lacks column(s) {missing} (its header: {header!r}).{hint}")
-    return table
-
-
-def _index_ids(*columns: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Map the publisher's ids to 0-based contiguous indices (sorted), for several columns at once."""
-    ids = np.unique(np.concatenate([np.asarray(c) for c in columns]))
-    return ids, [np.searchsorted(ids, c) for c in columns]
-
-
-def _log(users: np.ndarray, items: np.ndarray, rewards: np.ndarray, times: np.ndarray | None) -> pd.DataFrame:
-    """The log table, grouped by user, each user's rows by time (stable: ties and missing times keep file order)."""
-    table = pd.DataFrame({"user": users.astype(np.int64), "item": items.astype(np.int64),
-                          "reward": rewards.astype(np.float64),
-                          "time": np.full(len(users), np.nan) if times is None else times.astype(np.float64)})
-    order = ["user"] if times is None else ["user", "time"]
-    return table.sort_values(order, kind="stable", na_position="last").reset_index(drop=True)
-
-
 # ----- Coat -----------------------------------------------------------------------------------------------
 def load_coat(folder: str | os.PathLike[str]) -> LoggedData:
     """Coat (Schnabel et al. 2016): ``train.ascii`` / ``test.ascii`` dense users × items, ratings 1..5, 0 =
@@ -399,7 +239,7 @@ def load_coat(folder: str | os.PathLike[str]) -> LoggedData:
                              f"{n_users} users; they must describe the same users.")
     def table(matrix: np.ndarray) -> pd.DataFrame:
         users, items = np.nonzero(matrix)  # row-major: each user's items in matrix order
-        return _log(users, items, matrix[users, items], None)
+        return sorted_log(users, items, matrix[users, items], None)
     return LoggedData(
         name="coat", train=table(train), test=table(test), n_users=n_users, n_items=n_items, reward_name="rating",
         reward_range=(1.0, 5.0), reward_matrix=None if reward_matrix is None else reward_matrix.astype(np.float32),
@@ -420,17 +260,17 @@ def load_movielens(folder: str | os.PathLike[str]) -> LoggedData:
     else:
         raise FileNotFoundError(f"movielens: {folder} has neither u.data (ml-100k) nor ratings.dat (ml-1m); "
                                 f"unpack ml-100k.zip or ml-1m.zip from {SOURCES['movielens']} and point at its folder.")
-    raw = _read_delimited(folder / file, sep, ["user", "item", "rating", "timestamp"], name, sep_name)
-    users = _to_numbers(raw, "user", name, file, integer=True)
-    items = _to_numbers(raw, "item", name, file, integer=True)
-    ratings = _to_numbers(raw, "rating", name, file, integer=True)
-    times = _to_numbers(raw, "timestamp", name, file, integer=True)
-    _check_range(users, "user id", name, file, 1)
-    _check_range(items, "movie id", name, file, 1)
-    _check_range(ratings, "rating", name, file, 1, 5)
-    user_ids, (u,) = _index_ids(users)
-    item_ids, (i,) = _index_ids(items)
-    return LoggedData(name=name, train=_log(u, i, ratings, times), test=None, n_users=len(user_ids),
+    raw = read_delimited(folder / file, sep, ["user", "item", "rating", "timestamp"], name, sep_name)
+    users = to_numbers(raw, "user", name, file, integer=True)
+    items = to_numbers(raw, "item", name, file, integer=True)
+    ratings = to_numbers(raw, "rating", name, file, integer=True)
+    times = to_numbers(raw, "timestamp", name, file, integer=True)
+    check_range(users, "user id", name, file, 1)
+    check_range(items, "movie id", name, file, 1)
+    check_range(ratings, "rating", name, file, 1, 5)
+    user_ids, (u,) = index_ids(users)
+    item_ids, (i,) = index_ids(items)
+    return LoggedData(name=name, train=sorted_log(u, i, ratings, times), test=None, n_users=len(user_ids),
                       n_items=len(item_ids), reward_name="rating", reward_range=(1.0, 5.0), user_ids=user_ids,
                       item_ids=item_ids, folder=folder)
 
@@ -474,11 +314,11 @@ def load_kuairec(folder: str | os.PathLike[str]) -> LoggedData:
     tables = {}
     for key, path in (("small", small_path), ("big", big_path)):
         if path.is_file():
-            raw = _read_csv(path, columns, what)
-            tables[key] = {c: _to_numbers(raw, c, what, path.name, integer=c.endswith("_id"), first_line=2)
+            raw = read_csv(path, columns, what)
+            tables[key] = {c: to_numbers(raw, c, what, path.name, integer=c.endswith("_id"), first_line=2)
                            for c in columns}
-            _check_range(tables[key]["user_id"], "user_id", what, path.name, 0, first_line=2)
-            _check_range(tables[key]["video_id"], "video_id", what, path.name, 0, first_line=2)
+            check_range(tables[key]["user_id"], "user_id", what, path.name, 0, first_line=2)
+            check_range(tables[key]["video_id"], "video_id", what, path.name, 0, first_line=2)
             ratio = tables[key]["watch_ratio"]
             bad = ~np.isfinite(ratio) | (ratio < 0)
             if bad.any():
@@ -489,16 +329,16 @@ def load_kuairec(folder: str | os.PathLike[str]) -> LoggedData:
     log_table = tables.get("big", tables.get("small"))
     env_videos = np.unique(env_table["video_id"])
     keep = np.isin(log_table["video_id"], env_videos)
-    user_ids, (u_log, u_env) = _index_ids(log_table["user_id"][keep], env_table["user_id"])
+    user_ids, (u_log, u_env) = index_ids(log_table["user_id"][keep], env_table["user_id"])
     item_ids = env_videos
     i_log, i_env = np.searchsorted(item_ids, log_table["video_id"][keep]), np.searchsorted(item_ids, env_table["video_id"])
     cap = lambda x: np.minimum(x, WATCH_RATIO_CAP)
-    train = _log(u_log, i_log, cap(log_table["watch_ratio"][keep]), log_table["timestamp"][keep])
+    train = sorted_log(u_log, i_log, cap(log_table["watch_ratio"][keep]), log_table["timestamp"][keep])
     categories = None
     cat_path = folder / "item_categories.csv"
     if cat_path.is_file():
-        raw = _read_csv(cat_path, ["video_id", "feat"], what)
-        ids = _to_numbers(raw, "video_id", what, cat_path.name, integer=True, first_line=2)
+        raw = read_csv(cat_path, ["video_id", "feat"], what)
+        ids = to_numbers(raw, "video_id", what, cat_path.name, integer=True, first_line=2)
         by_video = _parse_categories(raw["feat"], ids, what, cat_path.name, empty=(-1,))
         missing = [int(v) for v in item_ids if int(v) not in by_video]
         if missing:
@@ -531,11 +371,11 @@ def load_kuairand(folder: str | os.PathLike[str]) -> LoggedData:
     def read(paths: list[Path]) -> dict[str, np.ndarray]:
         parts = []
         for path in paths:
-            raw = _read_csv(path, columns, what)
-            part = {c: _to_numbers(raw, c, what, path.name, integer=True, first_line=2) for c in columns}
-            _check_range(part["user_id"], "user_id", what, path.name, 0, first_line=2)
-            _check_range(part["video_id"], "video_id", what, path.name, 0, first_line=2)
-            _check_range(part["is_click"], "is_click", what, path.name, 0, 1, first_line=2)
+            raw = read_csv(path, columns, what)
+            part = {c: to_numbers(raw, c, what, path.name, integer=True, first_line=2) for c in columns}
+            check_range(part["user_id"], "user_id", what, path.name, 0, first_line=2)
+            check_range(part["video_id"], "video_id", what, path.name, 0, first_line=2)
+            check_range(part["is_click"], "is_click", what, path.name, 0, 1, first_line=2)
             parts.append(part)
         return {c: np.concatenate([p[c] for p in parts]) for c in columns}
     log = read(standard)
@@ -543,15 +383,15 @@ def load_kuairand(folder: str | os.PathLike[str]) -> LoggedData:
     test = read(random_paths) if random_paths else None
     all_users = [log["user_id"]] + ([test["user_id"]] if test else [])
     all_items = [log["video_id"]] + ([test["video_id"]] if test else [])
-    user_ids, user_index = _index_ids(*all_users)
-    item_ids, item_index = _index_ids(*all_items)
-    train = _log(user_index[0], item_index[0], log["is_click"], log["time_ms"])
-    test_table = _log(user_index[1], item_index[1], test["is_click"], test["time_ms"]) if test else None
+    user_ids, user_index = index_ids(*all_users)
+    item_ids, item_index = index_ids(*all_items)
+    train = sorted_log(user_index[0], item_index[0], log["is_click"], log["time_ms"])
+    test_table = sorted_log(user_index[1], item_index[1], test["is_click"], test["time_ms"]) if test else None
     categories = None
     feature_paths = sorted(folder.glob("video_features_basic*.csv"))
     if feature_paths:
-        raw = _read_csv(feature_paths[0], ["video_id", "tag"], what)
-        ids = _to_numbers(raw, "video_id", what, feature_paths[0].name, integer=True, first_line=2)
+        raw = read_csv(feature_paths[0], ["video_id", "tag"], what)
+        ids = to_numbers(raw, "video_id", what, feature_paths[0].name, integer=True, first_line=2)
         by_video = _parse_categories(raw["tag"], ids, what, feature_paths[0].name, empty=(-1,))
         categories = [by_video.get(int(v), (-1,)) for v in item_ids]
     return LoggedData(name="kuairand", train=train, test=test_table, n_users=len(user_ids), n_items=len(item_ids),
@@ -569,11 +409,11 @@ def load_yahoo(folder: str | os.PathLike[str]) -> LoggedData:
     what = "yahoo"
     parts = {}
     for key, file in (("train", YAHOO_TRAIN), ("test", YAHOO_TEST)):
-        raw = _read_delimited(_require_file(folder, file, what), "\t", ["user", "item", "rating"], what, "tabs")
-        part = {c: _to_numbers(raw, c, what, file, integer=True) for c in ("user", "item", "rating")}
-        _check_range(part["user"], "user id", what, file, 1)
-        _check_range(part["item"], "item id", what, file, 1)
-        _check_range(part["rating"], "rating", what, file, 1, 5)
+        raw = read_delimited(_require_file(folder, file, what), "\t", ["user", "item", "rating"], what, "tabs")
+        part = {c: to_numbers(raw, c, what, file, integer=True) for c in ("user", "item", "rating")}
+        check_range(part["user"], "user id", what, file, 1)
+        check_range(part["item"], "item id", what, file, 1)
+        check_range(part["rating"], "rating", what, file, 1, 5)
         parts[key] = part
     n_users, n_items = int(parts["train"]["user"].max()), int(parts["train"]["item"].max())
     for column, limit in (("user", n_users), ("item", n_items)):
@@ -583,7 +423,7 @@ def load_yahoo(folder: str | os.PathLike[str]) -> LoggedData:
             raise ValueError(f"yahoo: {YAHOO_TEST} line {row + 1}: {column} id {parts['test'][column][row]} is out of "
                              f"range: the training file's {column} ids are 1..{limit}. Are the two files from the same "
                              f"release?")
-    tables = {key: _log(p["user"] - 1, p["item"] - 1, p["rating"], None) for key, p in parts.items()}
+    tables = {key: sorted_log(p["user"] - 1, p["item"] - 1, p["rating"], None) for key, p in parts.items()}
     reward_matrix = None
     gt_path = folder / "yahoo_pseudoGT_ratingM.ascii"
     if gt_path.is_file():
