@@ -278,6 +278,7 @@ def first_pages_ctr(steps: pd.DataFrame, pages: int = 5, page_size: int | None =
     """Pooled CTR of every session's first ``pages`` pages, from a rollout's per-step table (``step`` is
     0-based; ``shown``, or ``page_size`` for a table without it): where short-term greed shows — the myopic
     policy wins here and loses the session."""
+    _check_count("pages", pages)
     early = steps[steps["step"] < pages]
     return float(early["clicks"].sum() / _items_shown(early, page_size, "step").sum())
 
@@ -370,6 +371,9 @@ def trace_episode(env: gym.Env, policy: Any, seed: int = 0, max_pages: int | Non
     simulator = getattr(env.unwrapped, "simulator", None)
     if not isinstance(simulator, RecSimulator):
         raise ValueError("trace_episode needs RecSim-v0 (it reads the simulator's hidden user state).")
+    _check_seed(seed)
+    if max_pages is not None:
+        _check_count("max_pages", max_pages)
     act = _as_policy(policy, seed)
     user_rng, rng = np.random.default_rng([seed, 0]), np.random.default_rng([seed, 1])
     users = simulator.new_users(1, user_rng)

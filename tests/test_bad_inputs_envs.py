@@ -21,7 +21,7 @@ from dac4rec_lite.data.user_model import fit_matrix_factorization
 from dac4rec_lite.envs.recsim import MEMORY_BUDGET_BYTES, RecSimConfig
 from dac4rec_lite.envs.virtualtaobao import VirtualTaobao
 from dac4rec_lite.observation import ObsLayout
-from dac4rec_lite.evaluation import episode_metrics, random_policy_rollout, rollout, trace_episode
+from dac4rec_lite.evaluation import episode_metrics, first_pages_ctr, random_policy_rollout, rollout, trace_episode
 
 NAN, INF = float("nan"), float("inf")
 
@@ -253,6 +253,11 @@ CASES = [
     ("random_policy_rollout on RecSim", lambda c: random_policy_rollout(c.recsim, 2), TypeError, r"expected a LoggedEnv"),
     ("trace_episode on Logged-v0", lambda c: trace_episode(c.logged, lambda obs: np.zeros((len(obs), 16))), ValueError,
      r"needs RecSim-v0"),
+    ("trace_episode max_pages=0", lambda c: trace_episode(c.recsim, dl.envs.MyopicPolicy(), max_pages=0), ValueError,
+     r"max_pages must be a positive integer"),
+    ("trace_episode seed=-3", lambda c: trace_episode(c.recsim, dl.envs.MyopicPolicy(), seed=-3), ValueError, r"seed"),
+    ("first_pages_ctr pages=0", lambda c: first_pages_ctr(pd.DataFrame({"step": [0], "clicks": [1], "shown": [10]}), 0),
+     ValueError, r"pages must be a positive integer"),
     ("collect_mixture unknown component", lambda c: dl.collect_mixture(c.recsim, 3, components=("oracle",)), ValueError,
      r"components must be names"),
     ("metrics without the items shown", lambda c: episode_metrics(pd.DataFrame({"return": [1.0], "length": [2], "clicks": [1]})),
