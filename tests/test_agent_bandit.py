@@ -22,6 +22,7 @@ import pytest
 import torch
 
 import dac4rec_lite as dl
+from dac4rec_lite.guidance_studies import sample_summary
 
 SETTINGS = dict(n_steps=10, hidden_dim=64, actor_lr=1e-2, critic_lr=1e-3, seed=0)
 UPDATES, BATCH = 2000, 1024
@@ -45,10 +46,9 @@ def train(policy_improvement: str, q_weight: float, contextual: bool = False) ->
 def evaluate(agent: dl.DAC4Rec, bandit: dl.CornerBandit, context: int = 0, n: int = 2000) -> dict:
     obs = bandit.observations(context, n)
     actions = agent.act(obs, generator=torch.Generator().manual_seed(0))
-    blobs = bandit.blob_of(actions)
-    fractions = np.array([np.mean(blobs == k) for k in range(len(bandit.centres))])
-    return {"reward": float(bandit.true_reward(obs, actions).mean()), "fractions": fractions,
-            "best": float(fractions[bandit.best_blob(context)]), "off": float(np.mean(blobs == -1))}
+    summary = sample_summary(bandit, obs, actions)
+    return {"reward": summary["mean_reward"], "fractions": np.array([summary[name] for name in bandit.blob_names]),
+            "best": summary["best_blob"], "off": summary["off_blob"]}
 
 
 @pytest.fixture(scope="module")

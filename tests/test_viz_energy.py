@@ -12,8 +12,7 @@ import torch
 import dac4rec_lite as dl
 from dac4rec_lite import guidance_studies as gs
 from dac4rec_lite.energy import _mse_loss
-from dac4rec_lite.viz import figures as vf
-from dac4rec_lite.viz import widgets as vw
+from dac4rec_lite import viz
 
 BANDIT = dl.CornerBandit()
 
@@ -182,7 +181,7 @@ def test_reward_spread_by_scale_reproduces_the_unguided_spread_and_guidance_help
 
 def test_energy_heatmap_shows_the_grid_minus_its_max_and_its_gradient():
     grids = {"lin": gs.energy_grid(linear_energy, [1.0], 1, 9), "flat": np.zeros((9, 9)) + 3.0}
-    fig = vf.energy_heatmap_figure(grids, step=1, n_steps=5, bandit=BANDIT)
+    fig = viz.energy_heatmap_figure(grids, step=1, n_steps=5, bandit=BANDIT)
     heat = trace(fig, "lin", "heatmap")[0]
     np.testing.assert_allclose(np.asarray(heat.z), grids["lin"] - grids["lin"].max(), atol=1e-6)
     np.testing.assert_allclose(heat.x, gs.grid_axis(9))
@@ -205,7 +204,7 @@ def test_guided_trajectory_figure_shows_each_chain_at_step_i(bc_policy):
     trajs = {"unguided": gs.guided_sample(bc_policy, None, states, seed=1, return_trajectory=True)[1],
              "guided": gs.guided_sample(bc_policy, exact, states, scale=2.0, seed=1, return_trajectory=True)[1]}
     for step in (10, 3, 0):
-        fig = vf.guided_trajectory_figure(trajs, step, BANDIT, n_paths=2)
+        fig = viz.guided_trajectory_figure(trajs, step, BANDIT, n_paths=2)
         for col, (name, traj) in enumerate(trajs.items()):
             suffix = "" if col == 0 else str(col + 1)
             cloud = [t for t in fig.data if t.xaxis == f"x{suffix}" and (t.name or "").startswith("ends on")]
@@ -216,7 +215,7 @@ def test_guided_trajectory_figure_shows_each_chain_at_step_i(bc_policy):
     best = np.mean(BANDIT.blob_of(trajs["guided"][-1].numpy()) == 3)
     assert f"{best:.0%} of chains end on SE" in fig.layout.annotations[1].text
     with pytest.raises(ValueError, match="0..10"):
-        vf.guided_trajectory_figure(trajs, 11, BANDIT)
+        viz.guided_trajectory_figure(trajs, 11, BANDIT)
     np.testing.assert_allclose(trajs["unguided"][0], trajs["guided"][0])  # same a^N
 
 
@@ -225,7 +224,7 @@ def test_guidance_scale_figure_draws_shares_and_q_of_the_samples():
     plain = np.asarray(BANDIT.centres, dtype=np.float32)[rng.integers(0, 4, 100)]
     guided = np.asarray(BANDIT.centres, dtype=np.float32)[np.r_[np.full(90, 3), np.zeros(10, dtype=int)]]
     q = {"unguided": rng.normal(size=100), "guided": rng.normal(size=100) + 4}
-    fig = vf.guidance_scale_figure({"unguided": plain, "guided": guided}, q, BANDIT)
+    fig = viz.guidance_scale_figure({"unguided": plain, "guided": guided}, q, BANDIT)
     bars = {t.name: t for t in fig.data if t.type == "bar"}
     summary = gs.sample_summary(BANDIT, BANDIT.observations(0, 100), guided)
     np.testing.assert_allclose(bars["guided"].y, [summary[b] for b in BANDIT.blob_names] + [summary["off_blob"]])
@@ -239,7 +238,7 @@ def test_reward_spread_figure_plots_the_table():
 
     table = pd.DataFrame({"scale": [0.0, 1.0], "mean_reward": [2.0, 4.5], "std_of_mean_reward": [0.2, 0.05],
                           "best_blob": [0.25, 0.9]})
-    fig = vf.reward_spread_figure({"cep": table})
+    fig = viz.reward_spread_figure({"cep": table})
     assert [list(t.y) for t in fig.data] == [[2.0, 4.5], [0.2, 0.05], [0.25, 0.9]]
     assert list(fig.data[0].error_y.array) == [0.2, 0.05]
 
@@ -249,7 +248,7 @@ def test_reward_spread_figure_plots_the_table():
 def test_energy_explorer_recomputes_the_grids_when_the_step_moves():
     schedule = dl.VPSchedule(6)
     exact = gs.bandit_energy(BANDIT, schedule, 1.0)
-    explorer = vw.energy_explorer({"exact": exact, "lin": linear_energy}, [1.0], schedule, bandit=BANDIT, resolution=11)
+    explorer = viz.energy_explorer({"exact": exact, "lin": linear_energy}, [1.0], schedule, bandit=BANDIT, resolution=11)
     for step in (1, 5):
         explorer.controls["step"].value = step
         want = gs.energy_grid(exact, [1.0], step, 11)
@@ -263,7 +262,7 @@ def test_energy_explorer_recomputes_the_grids_when_the_step_moves():
 
 def test_guided_trajectory_explorer_uses_one_seed_for_both_panels(bc_policy):
     exact = gs.bandit_energy(BANDIT, bc_policy.schedule, 1.0)
-    explorer = vw.guided_trajectory_explorer(bc_policy, exact, BANDIT, scale=2.0, n=30, seed=3)
+    explorer = viz.guided_trajectory_explorer(bc_policy, exact, BANDIT, scale=2.0, n=30, seed=3)
     plain, guided = explorer.trajectories.values()
     want = gs.guided_sample(bc_policy, exact, torch.ones(30, 1), scale=2.0, seed=3, return_trajectory=True)[1]
     np.testing.assert_allclose(guided, want.numpy())
@@ -275,7 +274,7 @@ def test_guided_trajectory_explorer_uses_one_seed_for_both_panels(bc_policy):
 def test_guidance_scale_explorer_follows_scale_and_energy(bc_policy):
     exact = gs.bandit_energy(BANDIT, bc_policy.schedule, 1.0)
     critic = lambda s, a: (a[:, :1] - a[:, 1:], a[:, :1] - a[:, 1:] + 1)  # noqa: E731  a twin-Q-like pair
-    explorer = vw.guidance_scale_explorer(bc_policy, {"exact": exact, "lin": linear_energy}, critic, BANDIT, n=50,
+    explorer = viz.guidance_scale_explorer(bc_policy, {"exact": exact, "lin": linear_energy}, critic, BANDIT, n=50,
                                           seed=2, scale=1.0)
     states = torch.ones(50, 1)
     want = gs.guided_sample(bc_policy, exact, states, scale=1.0, seed=2).numpy()

@@ -36,7 +36,7 @@ def seeded(seed):
 
 def blob_labels(bandit, actions):
     """The figures' label of each action: the blob's name, or "elsewhere" off every blob."""
-    return np.array([*bandit.blob_names, viz.figures.ELSEWHERE])[bandit.blob_of(actions)]
+    return np.array([*bandit.blob_names, viz.ELSEWHERE])[bandit.blob_of(actions)]
 
 
 # --- timing ------------------------------------------------------------------------------------------------
@@ -196,7 +196,7 @@ def test_critic_heatmap_is_the_critics_q_on_the_grid(trained):
     labels = blob_labels(bandit, samples)
     for name in bandit.blob_names:
         np.testing.assert_allclose(xy(trace(fig, f"lands on {name}")), samples[labels == name].reshape(-1, 2), rtol=1e-6)
-    np.testing.assert_allclose(xy(trace(fig, "lands off the data")), samples[labels == viz.figures.ELSEWHERE].reshape(-1, 2), rtol=1e-6)
+    np.testing.assert_allclose(xy(trace(fig, "lands off the data")), samples[labels == viz.ELSEWHERE].reshape(-1, 2), rtol=1e-6)
     outcome = viz.bandit_outcome_table({"x": agent}, bandit, n=120, seed=5).loc["x"]
     assert f"mean true reward {outcome['mean true reward']:.2f}" in fig.layout.title.text
     assert f"{outcome['% off data']:.0f}% off the data" in fig.layout.title.text

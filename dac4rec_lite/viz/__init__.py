@@ -4,62 +4,53 @@
     viz.schedule_explorer()                       # sliders → live figure
     viz.schedule_figure(dl.VPSchedule(50))        # the same figure, static
 
-``figures`` builds ``go.Figure`` objects from the core's objects; ``widgets`` wraps them in ``Explorer``
-panels (controls + ``go.FigureWidget``) that rebuild the figure whenever a control changes.
+One module per notebook topic, each holding its static ``*_figure`` builders and the ``Explorer`` panels that
+drive them: ``schedule`` (01), ``policy`` (02), ``approximation`` (03), ``q_training`` (04), ``guidance``
+(05), ``recsim`` (06), ``studies`` (07). ``style`` is the shared look (colours, axes, modes and blobs,
+arrows); ``widgets`` the panel base (``Explorer``, ``make_explorer``, ``copy_into``). viz only draws: the
+tables and fields it shows are computed in ``dac4rec_lite.experiments.analysis`` and
+``dac4rec_lite.guidance_studies``; the table functions are re-exported here so ``dl.viz.<name>`` keeps working.
 """
-from .figures import (
-    ACTION_RANGE,
-    MODE_COLORS,
-    discretisation_figure,
-    fixed_noise,
-    loss_figure,
-    mode_fraction_table,
-    mode_labels,
-    noising_figure,
-    policy_comparison_figure,
-    schedule_figure,
-    terminal_noise_figure,
-    trajectory_figure,
-)
-from .widgets import Explorer, noising_explorer, schedule_explorer, trajectory_explorer
-
-__all__ = [
-    "ACTION_RANGE", "MODE_COLORS", "fixed_noise", "mode_labels",
-    "schedule_figure", "noising_figure", "terminal_noise_figure", "trajectory_figure",
-    "policy_comparison_figure", "mode_fraction_table", "loss_figure", "discretisation_figure",
-    "Explorer", "schedule_explorer", "noising_explorer", "trajectory_explorer",
-]
-
-# notebooks 03 and 04: the action approximation and Q-guided training
-from .figures import (  # noqa: E402
-    approximation_error_figure,
+from ..experiments.analysis import (
     approximation_errors,
-    approximation_figure,
     bandit_outcome_table,
-    bandit_policy_figure,
     bandit_samples,
-    contextual_policy_figure,
     critic_grid,
     critic_probe_table,
-    q_weight_sweep_figure,
-    training_curves_figure,
-    update_time_figure,
+    mode_fraction_table,
 )
-from .widgets import approximation_explorer, q_training_panel  # noqa: E402
-
-__all__ += [
-    "approximation_figure", "approximation_errors", "approximation_error_figure", "update_time_figure",
-    "training_curves_figure", "critic_grid", "bandit_samples", "bandit_outcome_table", "critic_probe_table",
-    "bandit_policy_figure", "contextual_policy_figure", "q_weight_sweep_figure",
-    "approximation_explorer", "q_training_panel",
-]
-
-from .figures import sampler_tradeoff_figure  # noqa: E402
-
-__all__ += ["sampler_tradeoff_figure"]
-
-# notebook 06: the recommendation simulator
-from .recsim import (  # noqa: E402
+from .approximation import approximation_error_figure, approximation_explorer, approximation_figure, update_time_figure
+from .guidance import (
+    energy_explorer,
+    energy_heatmap_figure,
+    guidance_scale_explorer,
+    guidance_scale_figure,
+    guided_trajectory_explorer,
+    guided_trajectory_figure,
+    reward_spread_figure,
+    score_decomposition_figure,
+)
+from .policy import (
+    SAMPLER_COLORS,
+    discretisation_figure,
+    loss_figure,
+    policy_comparison_figure,
+    sampler_tradeoff_figure,
+    score_field_explorer,
+    score_field_figure,
+    trajectory_explorer,
+    trajectory_figure,
+)
+from .q_training import (
+    bandit_policy_figure,
+    contextual_policy_figure,
+    q_gradient_figure,
+    q_training_panel,
+    q_weight_sweep_figure,
+    training_animation_figure,
+    training_curves_figure,
+)
+from .recsim import (
     ctr_by_length_figure,
     item_map_figure,
     metrics_figure,
@@ -68,6 +59,29 @@ from .recsim import (  # noqa: E402
     session_figure,
     session_traces,
 )
+from .schedule import noising_explorer, noising_figure, schedule_explorer, schedule_figure, terminal_noise_figure
+from .style import ACTION_RANGE, ELSEWHERE, MODE_COLORS, TEMPLATE, fixed_noise, mode_labels
+from .widgets import Explorer
 
-__all__ += ["session_traces", "session_figure", "session_explorer", "metrics_table", "metrics_figure",
-            "ctr_by_length_figure", "item_map_figure"]
+__all__ = [
+    # shared look
+    "ACTION_RANGE", "MODE_COLORS", "ELSEWHERE", "TEMPLATE", "fixed_noise", "mode_labels", "Explorer",
+    # 01 the schedule and the forward process
+    "schedule_figure", "noising_figure", "terminal_noise_figure", "schedule_explorer", "noising_explorer",
+    # 02 the reverse chain as a policy
+    "trajectory_figure", "policy_comparison_figure", "mode_fraction_table", "loss_figure", "discretisation_figure",
+    "SAMPLER_COLORS", "sampler_tradeoff_figure", "trajectory_explorer", "score_field_figure", "score_field_explorer",
+    # 03 the action approximation
+    "approximation_figure", "approximation_errors", "approximation_error_figure", "update_time_figure",
+    "approximation_explorer",
+    # 04 Q-guided training
+    "training_curves_figure", "critic_grid", "bandit_samples", "bandit_outcome_table", "critic_probe_table",
+    "bandit_policy_figure", "contextual_policy_figure", "q_weight_sweep_figure", "q_gradient_figure",
+    "training_animation_figure", "q_training_panel",
+    # 05 energy guidance
+    "energy_heatmap_figure", "score_decomposition_figure", "guided_trajectory_figure", "guidance_scale_figure",
+    "reward_spread_figure", "energy_explorer", "guided_trajectory_explorer", "guidance_scale_explorer",
+    # 06 the recommendation simulator
+    "session_traces", "session_figure", "session_explorer", "metrics_table", "metrics_figure",
+    "ctr_by_length_figure", "item_map_figure",
+]

@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..evaluation import trace_episode
-from .widgets import Explorer, _copy_into
+from .widgets import Explorer, copy_into
 
 __all__ = ["session_traces", "session_figure", "session_explorer", "metrics_table", "metrics_figure",
            "ctr_by_length_figure", "item_map_figure"]
@@ -93,7 +93,7 @@ def session_explorer(env: gym.Env, policies: Mapping[str, Any], seed: int = 0, m
         on_page(None)
 
     def on_page(_change: dict | None) -> None:
-        _copy_into(explorer.figure, session_figure(traces["current"], page=controls["page"].value))
+        copy_into(explorer.figure, session_figure(traces["current"], page=controls["page"].value))
         explorer.message.value = _page_readout(traces["current"], controls["page"].value)
 
     controls["user"].observe(on_user, names="value")

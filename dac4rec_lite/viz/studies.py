@@ -5,11 +5,15 @@ import html
 import os
 from typing import Mapping
 
+import ipywidgets as widgets
 import pandas as pd
 import plotly.graph_objects as go
+from IPython.display import HTML
 from plotly.subplots import make_subplots
 
+from ..io import atomic_write_text
 from ..studies import format_table
+from .widgets import make_explorer
 
 __all__ = ["study_figure", "rq1_figure", "rq2_figure", "rq3_figure", "rq4_figure", "rq5_figure", "write_report",
            "PAPER_SHAPES", "side_by_side", "beside_figure", "comparison_explorer"]
@@ -117,8 +121,7 @@ def write_report(results: Mapping[str, pd.DataFrame], path: str | os.PathLike[st
              "table.results td,table.results th{padding:3px 10px;border-bottom:1px solid #ddd;text-align:right}")
     document = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
                 f"<style>{style}</style></head><body>{''.join(parts)}</body></html>")
-    with open(path, "w", encoding="utf-8") as handle:
-        handle.write(document)
+    atomic_write_text(path, document)
     return str(path)
 
 
@@ -133,8 +136,6 @@ PAPER_TITLE = "paper (VirtualTaobao)"
 def side_by_side(tables: Mapping[str, pd.DataFrame]):
     """Tables next to each other, each under its caption (an ``IPython.display.HTML``; leave it last in a
     cell). Wraps onto the next line when the page is narrow."""
-    from IPython.display import HTML
-
     boxes = [f"<div style='display:inline-block;vertical-align:top;margin:0 2em 1em 0'>"
              f"<div style='font-weight:bold;margin-bottom:.3em'>{html.escape(caption)}</div>"
              f"{table.to_html(index=False, border=0, classes='results')}</div>" for caption, table in tables.items()]
@@ -188,17 +189,13 @@ def comparison_explorer(ours: pd.DataFrame, paper: pd.DataFrame | None,
                         color: str | None = None):
     """A metric dropdown and a "scale each panel to its best = 1" checkbox driving ``beside_figure`` in a
     ``go.FigureWidget``. Returns an ``Explorer`` (``.figure``, ``.controls``, ``.message``)."""
-    import ipywidgets as widgets
-
-    from .widgets import _explorer
-
     controls = {"metric": widgets.Dropdown(options=list(metrics), value=metrics[0], description="metric"),
                 "scale": widgets.Checkbox(value=False, description="scale each panel to its best = 1", indent=False)}
 
     def build() -> go.Figure:
         return beside_figure(ours, paper, controls["metric"].value, x, color, controls["scale"].value)
 
-    explorer = _explorer(controls, build, ("metric", "scale"))
+    explorer = make_explorer(controls, build, ("metric", "scale"))
     explorer.message.value = (f"<span style='color:#555'>left: {html.escape(HERE_TITLE)}; right: "
                               f"{html.escape(PAPER_TITLE)}. Different simulators: compare rankings, not values.</span>")
     return explorer
