@@ -38,7 +38,7 @@ import torch
 from .logged import LoggedData
 from .user_model import fit_matrix_factorization
 
-__all__ = ["LEAVE_RULES", "LeaveRule", "LoggedWorld", "build_world", "replace_rule", "item_embeddings_from_matrix"]
+__all__ = ["LEAVE_RULES", "LEAVE_KINDS", "LeaveRule", "LoggedWorld", "build_world", "replace_rule", "item_embeddings_from_matrix"]
 
 # EasyRL4Rec's defaults: (kind, leave_threshold, num_leave_compute). MovieLens-100k is not in EasyRL4Rec;
 # its threshold is ML-1M's scaled by √(943 / 6040), since distances grow with √(number of users).
@@ -51,6 +51,7 @@ LEAVE_RULES: dict[str, tuple[str, float, int]] = {
     "kuairand": ("category", 0.0, 10),
 }
 MAX_TURN = 30
+LEAVE_KINDS = ("distance", "category")
 _DENSE_DISTANCE_LIMIT = 5000  # items; above this, distances are computed per step instead of tabulated
 
 
@@ -64,8 +65,10 @@ class LeaveRule:
     exact_window: bool = False
 
     def __post_init__(self) -> None:
-        if self.kind not in ("distance", "category"):
+        if self.kind not in LEAVE_KINDS:
             raise ValueError(f"leave rule kind must be 'distance' or 'category', got {self.kind!r}.")
+        if not isinstance(self.exact_window, (bool, np.bool_)):
+            raise ValueError(f"exact_window must be True or False, got {self.exact_window!r}.")
         if isinstance(self.window, bool) or not isinstance(self.window, numbers.Integral) or self.window < 1:
             raise ValueError(f"leave window must be an integer >= 1, got {self.window!r}.")
         if (isinstance(self.threshold, bool) or not isinstance(self.threshold, numbers.Real)

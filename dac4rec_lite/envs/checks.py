@@ -3,7 +3,7 @@
 A setting that should be a number must be a real number (a string such as ``'6'`` or a bool is a
 ``TypeError`` naming the field), finite (``x < 0`` is False for NaN, so finiteness is tested first) and in
 range (a ``ValueError`` naming the field, the range and the value). Integers must be whole: ``2.7`` items or
-turns is refused, never truncated.
+turns is refused, never truncated. A switch must be a bool.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numbers
 
 import numpy as np
 
-__all__ = ["check_integer", "check_number"]
+__all__ = ["check_integer", "check_number", "check_flag"]
 
 
 def _span(low: float | None, high: float | None) -> str:
@@ -41,3 +41,10 @@ def check_number(owner: str, name: str, value, low: float | None = None, high: f
     if (low is not None and value < low) or (high is not None and value > high):
         raise ValueError(f"{owner}: {name} must be {_span(low, high)}, got {value:g}.")
     return value
+
+
+def check_flag(owner: str, name: str, value) -> bool:
+    """``value`` if it is a bool (``"no"`` would be true, so strings and numbers are refused)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{owner}: {name} must be True or False, got {value!r} ({type(value).__name__}).")
+    return bool(value)

@@ -33,9 +33,9 @@ from gymnasium import spaces
 
 from ..data.dataset import OfflineDataset
 from ..data.logged import LoggedData, load_logged
-from ..data.logged_world import MAX_TURN, LoggedWorld, build_world
+from ..data.logged_world import LEAVE_KINDS, MAX_TURN, LoggedWorld, build_world
 from ..observation import ObsLayout
-from .checks import check_integer, check_number
+from .checks import check_flag, check_integer, check_number
 
 __all__ = ["LoggedEnv", "LoggedSimulator", "LoggedUsers", "logged_dataset", "register_logged_env", "ENV_ID"]
 
@@ -213,6 +213,12 @@ class LoggedEnv(gym.Env):
         super().__init__()
         owner = "Logged-v0"
         window = check_integer(owner, "window", window, low=1)
+        for name, flag in (("user_features", user_features), ("no_repeat", no_repeat), ("exact_window", exact_window),
+                           ("progress", progress)):
+            check_flag(owner, name, flag)
+        if leave_rule is not None and leave_rule not in LEAVE_KINDS:
+            raise ValueError(f"{owner}: leave_rule must be one of {LEAVE_KINDS} (or None: the dataset's own), "
+                             f"got {leave_rule!r}.")
         if positive_threshold is not None:
             positive_threshold = check_number(owner, "positive_threshold", positive_threshold)
         if world is None:
