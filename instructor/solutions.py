@@ -1,17 +1,26 @@
-"""Reference solutions of the exercises, written the way a student would write them (from the tables and the
-networks, not by calling the kit's methods). Kept apart from the notebooks; CI runs the exercise notebooks with
-these injected (``INJECT_SOLUTIONS = True``) and every check in strict mode, so they never rot.
+"""Reference solutions of the exercises (instructors only: not part of the installed package, not importable
+from ``dac4rec_lite.exercises``), written the way a student would write them: from the tables, the networks and
+the agent's public pieces, never by calling the kit's implementation of the same thing (the checkers refuse that).
 
-Instructors: ``inject(fn, True)`` in a notebook swaps a student's function for the one here.
+CI fills every exercise notebook with these (``instructor/fill_notebooks.py``) and runs it, asserting that every
+check passes, and tests/test_exercises.py runs every checker on them in strict mode, so they never rot.
 """
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 __all__ = [
-    "q_sample", "reverse_step", "bc_loss", "action_approximation", "td_target", "q_loss", "cep_loss",
-    "guided_eps", "select_action",
+    "vp_betas", "q_sample", "reverse_step", "bc_loss", "elbo_weights", "action_approximation", "td_target", "q_loss",
+    "awr_weight", "soft_update", "algorithm1_update", "cep_loss", "guided_eps", "select_action",
 ]
+
+
+def vp_betas(n_steps, beta_min, beta_max):
+    """β_i = 1 − exp(−β_min/N − ½(β_max − β_min)(2i − 1)/N²), i = 1..N (Sec. 3.1 with the sign corrected, errata #1)."""
+    i = torch.arange(1, n_steps + 1, dtype=torch.float64)
+    alphas = torch.exp(-beta_min / n_steps - 0.5 * (beta_max - beta_min) * (2 * i - 1) / n_steps**2)
+    return (1 - alphas).float()
 
 
 def q_sample(a0, i, noise, schedule):
@@ -36,6 +45,14 @@ def bc_loss(eps_model, state, action, i, noise, schedule):
     return (noise - eps_model(state, a_i, i)).pow(2).mean()
 
 
+def elbo_weights(schedule):
+    """w_i = β_i / (2 α_i (1 − ᾱ_{i−1})), infinite at i = 1 (ᾱ_0 = 1), where the decoder's weight 1/(2 α_1) is used;
+    normalised to mean 1 (Eq. 18, errata #6)."""
+    weights = schedule.betas / (2 * schedule.alphas * (1 - schedule.alphas_cumprod_prev))
+    weights[0] = 1 / (2 * schedule.alphas[0])  # i = 1: σ_1² = β_1 makes β_1 / (2 α_1 (1 − ᾱ_1)) = 1 / (2 α_1)
+    return weights / weights.mean()
+
+
 def action_approximation(eps_model, state, action, i, noise, schedule):
     """â^0 = (a^i − √(1 − ᾱ_i) ε_θ(a^i, s, i)) / √ᾱ_i with a^i from one noising of the dataset action (Eq. 13–14)."""
     alpha_bar = schedule.alphas_cumprod[i - 1].unsqueeze(1)
@@ -55,6 +72,41 @@ def q_loss(critic, state, a0_hat):
     q1, q2 = critic(state, a0_hat)
     q = torch.min(q1, q2)
     return -q.mean() / q.abs().mean().detach()
+
+
+def awr_weight(q1, q2, v, temperature, max_weight):
+    """g = exp(A / (T · mean|A|)), A = min(Q₁, Q₂) − V, clipped at max_weight, then normalised to mean 1."""
+    advantage = torch.min(q1, q2) - v
+    scale = advantage.abs().mean().clamp(min=1e-6)
+    weights = torch.exp(advantage / (temperature * scale)).clamp(max=max_weight)
+    return weights / weights.mean()
+
+
+def soft_update(target, source, tau):
+    """θ′ ← τ θ + (1 − τ) θ′ for every weight, in place and outside autograd."""
+    with torch.no_grad():
+        for t, s in zip(target.parameters(), source.parameters()):
+            t.copy_(tau * s + (1 - tau) * t)
+
+
+def algorithm1_update(agent, batch):
+    """One update of Algorithm 1 (step 1) from the agent's public pieces; returns (critic loss, policy loss)."""
+    state, action = batch["observations"], batch["actions"]  # line 2 (the identity encoder: observations are states)
+    # Lines 3–4: y = r + γ (1 − terminal) min Q′(s′, a′), a′ ~ μ_θ′(·|s′); both twins regress on it (Eq. 20).
+    y = agent.td_target(batch["next_observations"], batch["rewards"], batch["terminals"])
+    q1, q2 = agent.critic(state, action)
+    critic_loss = F.mse_loss(q1, y) + F.mse_loss(q2, y)
+    agent.critic_optimizer.zero_grad()
+    critic_loss.backward()
+    agent.critic_optimizer.step()
+    soft_update(agent.target_critic, agent.critic, agent.config.tau)
+    # Lines 5–7: one step of θ on L_d + λ L_q against the critic just updated, then the target policy.
+    policy_loss, _ = agent.policy_loss(state, action)
+    agent.actor_optimizer.zero_grad()
+    policy_loss.backward()
+    agent.actor_optimizer.step()
+    soft_update(agent.target_policy, agent.policy, agent.config.tau)
+    return torch.stack([critic_loss, policy_loss]).detach()
 
 
 def cep_loss(energy, state, supports, q, i, noise, schedule, beta):

@@ -8,18 +8,26 @@ the way the typical wrong answer is written: if the student's probe matches the 
 diagnosis) or a *detector* (a predicate on the student's function, for mistakes that do not show in one
 call's numbers, e.g. ignoring the random generator). Cases run in order; the first case that disagrees with
 the reference is diagnosed against the catalogue, and nothing passes unless every case agrees.
+
+An answer that calls the kit's own implementation of the exercise (``dl.VPSchedule(...).q_sample`` for
+``q_sample``) is refused whatever its numbers: while the student's function runs, a profile hook records every
+call into the code objects an exercise lists as ``forbidden`` (however the function was reached: a method, an
+alias, a ``from ... import``), and the check says which one was called.
 """
 from __future__ import annotations
 
+import inspect
 import linecache
 import os
+import sys
 import traceback
 from dataclasses import dataclass, field
+from types import CodeType
 from typing import Any, Callable
 
 import torch
 
-__all__ = ["Case", "Mistake", "Exercise", "Verdict", "ExerciseFailed", "NetworkCallMistake", "run_check"]
+__all__ = ["Case", "Mistake", "Exercise", "Verdict", "ExerciseFailed", "NetworkCallMistake", "run_check", "kit_calls"]
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _TORCH_DIR = os.path.dirname(os.path.abspath(torch.__file__))
@@ -76,6 +84,14 @@ class Exercise:
     shape_hint: Callable[[tuple[int, ...], Case], str | None] = lambda shape, case: None
     error_hint: Callable[[BaseException, Case], tuple[str, str] | None] = lambda err, case: None
     field_words: dict[str, str] = field(default_factory=dict)
+    # The kit's own implementations of this exercise: (name shown to the student, function) pairs, built when
+    # a check runs (so that a module the exercise does not need is not imported before).
+    forbidden: Callable[[], list[tuple[str, Callable]]] = lambda: []
+    # How the student's function is run on a case (default ``fn(*case.args)``): an exercise whose answer
+    # works in place (a soft update) or over several calls (an update) returns here what is to be judged.
+    call: Callable[[Callable, Case], Any] | None = None
+    # A specific diagnosis for a NaN/inf result (e.g. the ELBO weight at i = 1), else the generic one.
+    nonfinite_hint: Callable[[torch.Tensor, Case], tuple[str, str] | None] = lambda out, case: None
 
 
 @dataclass(frozen=True)
@@ -107,15 +123,51 @@ def _tensors(obj: Any) -> list[torch.Tensor]:
     return []
 
 
-def _call(fn: Callable, case: Case) -> tuple[str, Any]:
+def _call(fn: Callable, case: Case, call: Callable[[Callable, Case], Any] | None = None) -> tuple[str, Any]:
     """("ok", output) | ("not_implemented", None) | ("error", exception)."""
     try:
         with torch.random.fork_rng(devices=[]):  # the student's draws must not move the global RNG of the notebook
-            return "ok", fn(*case.args)
+            return "ok", (fn(*case.args) if call is None else call(fn, case))
     except NotImplementedError:
         return "not_implemented", None
     except Exception as err:  # anything the student's code raised is reported, never re-raised
         return "error", err
+
+
+def _code_names(functions: list[tuple[str, Callable]]) -> dict[CodeType, str]:
+    codes: dict[CodeType, str] = {}
+    for name, function in functions:
+        function = inspect.unwrap(getattr(function, "__func__", function))  # bound methods, @torch.no_grad()
+        code = getattr(function, "__code__", None)
+        if code is not None:
+            codes.setdefault(code, name)
+    return codes
+
+
+def kit_calls(functions: list[tuple[str, Callable]], run: Callable[[], Any]) -> tuple[list[str], Any]:
+    """Run ``run()`` and return (the names of the ``functions`` it called, in order, once each; its result).
+
+    A profile hook sees every Python call, however the function was reached, so an alias or a bound method
+    is caught too; it only records (raising from a profile hook would disable it), and the previous hook,
+    if any (a profiler, a debugger), is restored afterwards. Exceptions of ``run`` propagate."""
+    codes = _code_names(functions)
+    if not codes:
+        return [], run()
+    seen: list[str] = []
+
+    def hook(frame, event, arg):
+        if event == "call":
+            name = codes.get(frame.f_code)
+            if name is not None and name not in seen:
+                seen.append(name)
+
+    previous = sys.getprofile()
+    sys.setprofile(hook)
+    try:
+        result = run()
+    finally:
+        sys.setprofile(previous)
+    return seen, result
 
 
 def _student_line(err: BaseException) -> str:
@@ -153,7 +205,7 @@ def _same(a: Any, b: Any) -> bool:
 def _probe(exercise: Exercise, fn: Callable, make_case: Callable[[], Case]) -> dict[str, Any] | None:
     """The probe of ``fn`` on a fresh copy of the case, or None if it raised or returned a wrong shape."""
     case = make_case()
-    status, out = _call(fn, case)
+    status, out = _call(fn, case, exercise.call)
     if status != "ok" or not isinstance(out, torch.Tensor) or tuple(out.shape) != exercise.expected_shape(case):
         return None
     try:
@@ -211,10 +263,17 @@ def _judge(exercise: Exercise, fn: Callable) -> Verdict:
         return _fail(exercise, "not_callable",
                      f"pass the function itself, e.g. check_{name}({name}), not the result of calling it "
                      f"(got a {type(fn).__name__}).")
+    forbidden = exercise.forbidden()
     for number, make_case in enumerate(exercise.cases, start=1):
         case = make_case()
         before = [t.detach().clone() for t in _tensors(case.args)]
-        status, out = _call(fn, case)
+        called, (status, out) = kit_calls(forbidden, lambda: _call(fn, case, exercise.call))
+        if called:
+            names = " and ".join(called)
+            return _fail(exercise, "calls_kit",
+                         f"your answer calls {names}, the kit's own implementation of this exercise. Write the "
+                         "formula yourself from the inputs you are given (the tables, the networks): the point is "
+                         "to see every term.", case)
         if status == "not_implemented":
             return Verdict(name, False, "not_implemented",
                            f"… {name} ({_label(exercise)}): not implemented yet. Replace the line "
@@ -238,6 +297,9 @@ def _judge(exercise: Exercise, fn: Callable) -> Verdict:
             return _fail(exercise, "shape", f"your result has shape {tuple(out.shape)}, expected {expected}. {hint}".rstrip(), case)
         problem = _finite_problem(out)
         if problem:
+            specific = exercise.nonfinite_hint(out, case)
+            if specific is not None:
+                return _fail(exercise, specific[0], specific[1], case)
             return _fail(exercise, "not_finite", problem, case)
         if out.dtype != torch.float32:
             return _fail(exercise, "dtype",
