@@ -6,7 +6,7 @@ import math
 import torch
 from torch import nn
 
-from ._checks import check_finite, check_matrix
+from ._checks import check_finite, check_matrix, randn
 
 __all__ = ["GaussianPolicy"]
 
@@ -52,5 +52,5 @@ class GaussianPolicy(nn.Module):
         mean, std = self.distribution(state)
         if deterministic:
             return mean
-        action = mean + std * torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        action = mean + std * randn(tuple(mean.shape), generator, mean.device, mean.dtype)
         return action if self.max_action is None else action.clamp(-self.max_action, self.max_action)

@@ -49,7 +49,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._checks import check_matrix
+from .._checks import check_matrix, randn, seeded_init
 from ..critics import TwinQ, mlp, soft_update
 from ..diffusion import ACTIVATIONS, SAMPLERS, DiffusionPolicy
 from ..energy import ENERGY_METHODS
@@ -103,7 +103,7 @@ class TanhGaussianActor(nn.Module):
     def sample(self, state: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """A reparameterised draw (differentiable w.r.t. the weights) and its log-density, (B, d) and (B, 1)."""
         mean, std = self.distribution(state)
-        noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        noise = randn(tuple(mean.shape), generator, mean.device, mean.dtype)
         u = mean + std * noise
         log_prob = (-0.5 * noise.pow(2) - std.log() - 0.5 * math.log(2 * math.pi)).sum(dim=1, keepdim=True)
         if self.max_action is not None:
@@ -266,8 +266,7 @@ class _ActorCritic(DiffusionActor, OfflineAgent):
         encoder, custom_encoder = encoder_config(encoder, kwargs)
         config = self.Config(obs_dim, action_dim, encoder=encoder, **kwargs)
         super().__init__(config)
-        with torch.random.fork_rng(devices=[]):  # seeded initialisation that leaves the global RNG alone
-            torch.manual_seed(config.seed)
+        with seeded_init(config.seed):  # seeded initialisation that leaves every global generator alone
             self.encoder = self._build_encoder(custom_encoder)
             state_dim = self.encoder.out_dim
             if config.diffusion:
@@ -409,7 +408,7 @@ class _ActorCritic(DiffusionActor, OfflineAgent):
         perturbations of std ``energy_noise`` (× max_action) clipped to the box."""
         cfg = self.config
         action = self.policy(state).repeat_interleave(k, dim=0)
-        noise = torch.randn(action.shape, generator=generator, device=action.device, dtype=action.dtype)
+        noise = randn(tuple(action.shape), generator, action.device, action.dtype)
         noise = noise * cfg.energy_noise * (cfg.max_action or 1.0)
         noise.view(-1, k, action.shape[1])[:, 0] = 0  # the first candidate of each state is the action itself
         candidates = action + noise
@@ -475,7 +474,7 @@ class TD3(_ActorCritic):
         else:
             action = self.target_policy(next_state)
         scale = cfg.max_action or 1.0
-        noise = torch.randn(action.shape, generator=self.generator, device=action.device, dtype=action.dtype)
+        noise = randn(tuple(action.shape), self.generator, action.device, action.dtype)
         noise = (noise * cfg.policy_noise * scale).clamp(-cfg.noise_clip * scale, cfg.noise_clip * scale)
         action = action + noise
         return (action if cfg.max_action is None else action.clamp(-cfg.max_action, cfg.max_action)), 0.0

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._checks import seeded_init
 from ..gaussian import GaussianPolicy
 from .backbones import TD3, TD3Config
 from .base import OfflineAgent, encoder_config, frozen
@@ -58,8 +59,7 @@ class BehaviorCloning(OfflineAgent):
         encoder, custom_encoder = encoder_config(encoder, kwargs)
         config = BehaviorCloningConfig(obs_dim, action_dim, encoder=encoder, **kwargs)
         super().__init__(config)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(config.seed)
+        with seeded_init(config.seed):  # seeded initialisation that leaves every global generator alone
             self.encoder = self._build_encoder(custom_encoder)
             self.policy = GaussianPolicy(self.encoder.out_dim, action_dim, config.hidden_dim, config.max_action)
         self.encoder.to(self.device)

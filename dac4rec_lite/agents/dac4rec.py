@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._checks import seeded_init
 from ..critics import TwinQ, ValueNetwork, soft_update
 from ..diffusion import ACTIVATIONS, SAMPLERS
 from ..energy import ENERGY_METHODS
@@ -152,8 +153,7 @@ class DAC4Rec(DiffusionActor, OfflineAgent):
         encoder, custom_encoder = encoder_config(encoder, kwargs)
         config = DAC4RecConfig(obs_dim, action_dim, encoder=encoder, **kwargs)
         super().__init__(config)
-        with torch.random.fork_rng(devices=[]):  # seeded initialisation that leaves the global RNG alone
-            torch.manual_seed(config.seed)
+        with seeded_init(config.seed):  # seeded initialisation that leaves every global generator alone
             self.encoder = self._build_encoder(custom_encoder)
             state_dim = self.encoder.out_dim
             self._build_diffusion_policy(state_dim, action_dim)

@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._checks import check_generator, randint, randn, seeded_init
 from .base import OfflineAgent, encoder_config
 
 __all__ = ["DecisionTransformer", "DecisionTransformerConfig", "TrajectoryWindows", "SEQUENCE_KEYS"]
@@ -94,8 +95,8 @@ class TrajectoryWindows:
 
     def sample(self, batch_size: int, generator: torch.Generator | None = None,
                device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
-        index_device = generator.device if generator is not None else torch.device("cpu")
-        end = torch.randint(0, self._n, (int(batch_size),), generator=generator, device=index_device).cpu()
+        generator = check_generator(generator)
+        end = randint(0, self._n, (int(batch_size),), generator, "cpu")
         rows = end.unsqueeze(1) + torch.arange(1 - self.context_length, 1)   # (B, K), oldest first
         first = self._first[end].unsqueeze(1)
         valid = rows >= first
@@ -229,8 +230,7 @@ class DecisionTransformer(OfflineAgent):
         encoder, custom_encoder = encoder_config(encoder, kwargs)
         config = DecisionTransformerConfig(obs_dim, action_dim, encoder=encoder, **kwargs)
         super().__init__(config)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(config.seed)
+        with seeded_init(config.seed):  # seeded initialisation that leaves every global generator alone
             self.encoder = self._build_encoder(custom_encoder)
             self.model = DecisionTransformerNet(self.encoder.out_dim, action_dim, config.embed_dim, config.n_layers,
                                                 config.n_heads, config.dropout, config.max_timestep, config.max_action,
@@ -301,8 +301,7 @@ class DecisionTransformer(OfflineAgent):
         global RNG is left alone."""
         batch = self._check_sequences(batch)
         self.model.train()
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.config.seed * 1_000_003 + self.n_updates)
+        with seeded_init(self.config.seed * 1_000_003 + self.n_updates, self.device):
             mean, std = self.predict(**batch)
         valid = batch["valid"].unsqueeze(2).float()
         if std is None:
@@ -383,7 +382,7 @@ class DecisionTransformer(OfflineAgent):
         mean, std = self.predict(**self._context)
         action = mean[:, -1]
         if std is not None:  # a draw of the Gaussian head, clipped to the box
-            noise = torch.randn(action.shape, generator=generator, device=action.device, dtype=action.dtype)
+            noise = randn(tuple(action.shape), generator, action.device, action.dtype)
             action = action + std[:, -1] * noise
             if self.config.max_action is not None:
                 action = action.clamp(-self.config.max_action, self.config.max_action)

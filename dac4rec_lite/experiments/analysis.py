@@ -46,7 +46,7 @@ def _numpy(x: object) -> np.ndarray:
 
 
 def _tensor(x: object, device: torch.device) -> torch.Tensor:
-    return torch.as_tensor(_numpy(x), dtype=torch.float32, device=device)
+    return torch.tensor(np.array(_numpy(x), dtype=np.float32), device=device)  # a copy: callers may pass read-only views
 
 
 def _seeded(device: torch.device, seed: int) -> torch.Generator:
