@@ -41,7 +41,7 @@ def make_activation(name: str) -> nn.Module:
 
 
 class SinusoidalTimeEmbedding(nn.Module):
-    """Transformer-style embedding of the integer step i: [sin(i·ω_k), cos(i·ω_k)], ω_k = 10000^(-k/(d/2-1))."""
+    """Transformer-style embedding of the integer step i: [sin(i·c_k), cos(i·c_k)] with frequencies c_k = 10000^(-k/(d/2-1))."""
 
     def __init__(self, dim: int = 16) -> None:
         super().__init__()

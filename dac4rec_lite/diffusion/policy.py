@@ -169,7 +169,7 @@ class DiffusionPolicy(nn.Module):
             guidance: an optional score term added at every step (Eq. 24), e.g. ``EnergyGuidance``.
             generator: a ``torch.Generator`` on the policy's device for reproducible draws.
             return_trajectory: also return a tensor (steps+1, B, action_dim): ``[0]`` is a^N, ``[-1]`` is a^0
-                (N+1 entries for ddpm, K+1 for ddim/dpm with ``n_sample_steps`` = K).
+                (N+1 entries for ddpm, N′+1 for ddim/dpm with ``n_sample_steps`` = N′).
             variance: ``"posterior"`` (β̃_i, default) or ``"beta"`` (β_i, as Sec. 3.1 prints); see
                 ``VPSchedule.reverse_variance``. Both add no noise at i = 1. ddpm only.
             sampler: ``"ddpm"`` (the paper's N-step chain), ``"ddim"`` (η = 0) or ``"dpm"``

@@ -9,11 +9,11 @@
   predicted clean action keeps every intermediate estimate inside the action box (Diffusion-QL does the
   same); because c0_1 = 1 and ci_1 = 0, the final action is the clipped â^0, so it is always in bounds.
 
-``ddim`` — DDIM with η = 0 (Song et al. 2021) on a subsequence of K of the N trained steps: deterministic,
+``ddim`` — DDIM without added noise (Song et al. 2021) on a subsequence of N′ of the N trained steps: deterministic,
   a^s = √ᾱ_s â^0 + √(1-ᾱ_s) ε̂ (ε̂ re-derived from the clipped â^0), and a^0 = â^0 at the end.
 
 ``dpm`` — DPM-Solver++(2M) (Lu et al. 2022), a second-order multistep solver of the probability-flow ODE
-  in the data-prediction form, on the same subsequence: with λ = log(√ᾱ / √(1-ᾱ)) and h = λ_s − λ_t,
+  in the data-prediction form, on the same subsequence: with the log-SNR ℓ = log(√ᾱ / √(1-ᾱ)) and h = ℓ_s − ℓ_t,
       a^s = (σ_s/σ_t) a^t − √ᾱ_s (e^{−h} − 1) D,   D = (1 + 1/(2r)) â^0_t − 1/(2r) â^0_prev,  r = h_prev / h
   (first order on the first step; the last step to a^0 returns the last â^0, "lower-order final").
 
@@ -54,12 +54,12 @@ class Guidance(Protocol):
 
 
 def sample_steps(schedule: VPSchedule, n_sample_steps: int) -> list[int]:
-    """K of the N trained steps, from N down to 1, evenly spaced in log-SNR λ_i = log(√ᾱ_i / √(1−ᾱ_i)).
+    """N′ of the N trained steps, from N down to 1, evenly spaced in log-SNR ℓ_i = log(√ᾱ_i / √(1−ᾱ_i)).
 
-    Even spacing in λ is what DPM-Solver's error analysis asks for (each step covers the same change of
+    Even spacing in ℓ is what DPM-Solver's error analysis asks for (each step covers the same change of
     noise level in the ODE's natural variable); even spacing in i would leave one huge last step near i = 1,
-    where λ changes fastest. Targets are rounded to the nearest trained step, kept strictly decreasing,
-    so exactly K distinct steps are returned."""
+    where ℓ changes fastest. Targets are rounded to the nearest trained step, kept strictly decreasing,
+    so exactly N′ distinct steps are returned."""
     n = schedule.n_steps
     if isinstance(n_sample_steps, bool) or not isinstance(n_sample_steps, int) or not 1 <= n_sample_steps <= n:
         raise ValueError(f"n_sample_steps must be an int in 1..{n} (the trained N), got {n_sample_steps!r}.")
@@ -178,7 +178,7 @@ def run_sampler(
 
     ``ddpm`` visits all N steps (``n_sample_steps`` must be None or N); ``ddim``/``dpm`` visit
     ``n_sample_steps`` of them (default: all N). The trajectory holds a^N and then the state after each step
-    (N+1 entries for ddpm, K+1 for the few-step samplers)."""
+    (N+1 entries for ddpm, N′+1 for the few-step samplers)."""
     if sampler not in SAMPLERS:
         raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}.")
     if sampler == "ddpm" and n_sample_steps not in (None, schedule.n_steps):
