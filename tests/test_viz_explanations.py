@@ -244,3 +244,16 @@ def test_training_animation_figure_frames_are_the_snapshots():
                 frame.layout.title.text
     with pytest.raises(ValueError, match="training_snapshots"):
         viz.training_animation_figure(snaps.drop(columns="a2"), BANDIT)
+
+
+def test_pipeline_svg_is_well_formed_and_names_every_stage_of_algorithm_1():
+    import pathlib
+    import xml.etree.ElementTree as ET
+
+    root = ET.parse(pathlib.Path(__file__).parent.parent / "docs" / "algorithm1_pipeline.svg").getroot()
+    assert root.tag.endswith("svg") and root.get("viewBox") == "0 0 1120 640"
+    texts = " | ".join(t.text or "" for t in root.iter() if t.tag.endswith("text"))
+    for stage in ("Offline log", "Critic Q_φ₁, Q_φ₂", "Diffusion policy μ_θ", "Action approximation (Eq. 13–14)",
+                  "Energy model f_ψ", "Guided reverse chain", "Select among K candidates", "recommended action"):
+        assert stage in texts, stage
+    assert all(m in texts for m in ("Eq. 20", "Eq. 8", "Eq. 15/18/19", "Eq. 22–23", "Eq. 24", "Eq. 21"))
