@@ -21,7 +21,7 @@ from .diffusion import (
     gaussian_chain_moments, gaussian_chain_path, paper_printed_betas, terminal_alpha_bar,
 )
 from .gaussian import GaussianPolicy
-from . import recipes, timing
+from . import presets, recipes, timing
 from . import exercises
 from .training import train_behavior_cloning
 from .utils import PRESETS, default_device, environment_report, resolve_preset, set_seed
@@ -31,7 +31,7 @@ __all__ = [
     "terminal_alpha_bar", "SinusoidalTimeEmbedding", "DiffusionPolicy", "Guidance",
     "GaussianPolicy", "MultimodalBehavior", "CornerBandit", "OfflineDataset",
     "TwinQ", "ValueNetwork", "soft_update", "IdentityEncoder", "MLPEncoder", "GRUEncoder", "SASRecEncoder",
-    "envs", "recipes", "ObsLayout", "RecSimConfig", "RecSimEnv", "collect", "collect_mixture", "evaluate",
+    "envs", "presets", "recipes", "ObsLayout", "RecSimConfig", "RecSimEnv", "collect", "collect_mixture", "evaluate",
     "LoggedData", "coat_or_synthetic", "find_dataset", "load_logged", "write_synthetic_coat", "LoggedWorld", "build_world",
     "LoggedEnv", "logged_dataset", "evaluate_logged", "random_policy_rollout",
     "DAC4Rec", "DAC4RecConfig", "EnergyModel", "EnergyGuidance", "train_energy", "support_actions", "OfflineAgent", "TrainingDivergedError", "train_behavior_cloning",

@@ -1,4 +1,4 @@
-"""Presets, seeding and the environment report used by every notebook."""
+"""Seeding and the environment report used by every notebook (presets: ``dac4rec_lite.presets``)."""
 from __future__ import annotations
 
 import os
@@ -8,20 +8,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .presets import PRESETS, resolve_preset  # re-exported: the names and the rule live with the sizes
+
 __all__ = ["PRESETS", "resolve_preset", "set_seed", "environment_report", "default_device"]
-
-PRESETS = ("tiny", "quick", "full")
-
-
-def resolve_preset(preset: str) -> str:
-    """The preset to run: ``DAC4REC_PRESET`` from the environment when set, else ``preset``.
-
-    ``tiny`` runs in seconds (CI), ``quick`` fits a classroom (minutes on a laptop CPU), ``full`` is for real runs."""
-    value = os.environ.get("DAC4REC_PRESET") or preset
-    if value not in PRESETS:
-        source = "DAC4REC_PRESET" if os.environ.get("DAC4REC_PRESET") else "PRESET"
-        raise ValueError(f"{source}={value!r} is not a preset; choose one of {', '.join(PRESETS)}.")
-    return value
 
 
 def set_seed(seed: int) -> torch.Generator:

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
@@ -13,7 +11,6 @@ import torch
 
 import dac4rec_lite as dl
 from dac4rec_lite import studies
-from dac4rec_lite.cli import main
 from dac4rec_lite.viz.studies import write_report
 
 METRIC_COLUMNS = [f"{m}_{s}" for m in ("R_cumu", "R_avg", "Length", "CTR") for s in ("mean", "std")]
@@ -92,38 +89,6 @@ def test_report_is_one_self_contained_file(tmp_path, rq1_tiny):
     assert "DAC4Rec" in text and "±" in text
 
 
-def test_cli_train_evaluate_study_end_to_end(tmp_path, capsys):
-    out = str(tmp_path)
-    assert main(["train", "--method", "DAC4Rec", "--preset", "tiny", "--seeds", "0", "--out", out, "--no-progress"]) == 0
-    checkpoint = os.path.join(out, "DAC4Rec-seed0.pt")
-    assert os.path.exists(checkpoint) and os.path.exists(os.path.join(out, "DAC4Rec-seed0_log.csv"))
-    assert main(["evaluate", checkpoint, "--preset", "tiny", "--episodes", "5", "--out", out, "--no-progress"]) == 0
-    evaluation = pd.read_csv(os.path.join(out, "DAC4Rec-seed0_evaluation.csv"))
-    assert evaluation[["R_cumu", "R_avg", "Length", "CTR"]].notna().all().all()
-    assert main(["study", "rq3", "--preset", "tiny", "--out", out, "--no-progress"]) == 0
-    assert pd.read_csv(os.path.join(out, "rq3.csv"))["n_steps"].tolist() == [3, 5]
-    assert os.path.exists(os.path.join(out, "rq3_runs.csv")) and os.path.exists(os.path.join(out, "report.html"))
-
-
-@pytest.mark.parametrize("argv, message", [
-    (["study", "rq9"], "invalid choice"),
-    (["train", "--seeds", "a,b"], "--seeds takes integers"),
-    (["train", "--method", "PPO"], "invalid choice"),
-    (["evaluate", "missing.pt"], "no checkpoint at missing.pt"),
-    (["train", "--device", "nosuchdevice"], "not available"),
-])
-def test_cli_bad_arguments_exit_2_with_a_message(tmp_path, capsys, argv, message):
-    with pytest.raises(SystemExit) as exit_info:
-        main([*argv, "--out", str(tmp_path)] if argv[0] != "study" else argv)
-    assert exit_info.value.code == 2
-    assert message in capsys.readouterr().err
-
-
-def test_python_dash_m_help_runs():
-    done = subprocess.run([sys.executable, "-m", "dac4rec_lite", "--help"], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0 and "train" in done.stdout and "study" in done.stdout
-
-
 # --- saved results, the paper's numbers and its claims (notebook 07) ---------------------------------------
 
 from dac4rec_lite.viz import studies as study_viz  # noqa: E402
@@ -191,7 +156,7 @@ def test_paper_tables_hold_the_transcribed_numbers():
 
 @pytest.mark.parametrize("name", ["rq1", "rq2", "rq5"])
 def test_every_claim_holds_on_the_papers_own_numbers(name):
-    checked = studies.check_claims(name, studies.paper_table(name), noise=False)
+    checked = studies.check_claims(name, studies.paper_table(name))
     measured = checked[checked["verdict"] != "n/a"]
     assert len(measured) >= 6 and (measured["verdict"] == "yes").all(), measured
     if name == "rq5":  # Table 4 reports CTR only
@@ -205,30 +170,70 @@ def _summary(rows: dict[str, tuple[float, float]], seeds: int = 2) -> pd.DataFra
                          for m, (mu, sd) in rows.items()])
 
 
-def test_verdicts_say_yes_no_within_noise_or_not_measured():
-    table = _summary({"DAC4Rec": (10.0, 0.1), "DAC4Rec −E": (9.95, 0.1), "DAC4Rec −A": (12.0, 0.1)})
-    verdicts = studies.check_claims("rq4", table).set_index(["claim", "metric"])["verdict"]
-    assert verdicts[("action approximation helps: DAC4Rec beats −A", "CTR")] == "no"
-    assert verdicts[("energy guidance helps (a little): DAC4Rec beats −E", "R_cumu")] == "yes (within noise)"
-    assert studies.check_claims("rq4", table, noise=False)["verdict"].isin(["yes", "no"]).all()
-    missing = studies.check_claims("rq4", table[table["method"] != "DAC4Rec −A"])
+def _runs(rows: dict[str, list[float]], metric_shift: float = 0.0) -> pd.DataFrame:
+    """Per-seed runs: method → R_cumu per seed (CTR = R_cumu / 100 + metric_shift)."""
+    return pd.DataFrame([{"method": m, "encoder": "none", "seed": s, "R_cumu": v, "R_avg": v / 10, "Length": 10.0,
+                          "CTR": v / 100 + metric_shift} for m, values in rows.items() for s, v in enumerate(values)])
+
+
+def test_claims_are_paired_intervals_on_the_runs():
+    seed_effect = np.array([0.0, 5.0, -3.0, 8.0, 1.0])          # moves every method together: pairing removes it
+    runs = _runs({"DAC4Rec": list(10 + seed_effect + [0.1, -0.1, 0.05, 0.0, -0.05]),
+                  "DAC4Rec −E": list(10 + seed_effect + [0.3, -0.4, 0.2, -0.1, 0.0]),
+                  "DAC4Rec −A": list(12 + seed_effect)})
+    table = studies.summarise_runs(runs, ["method"])
+    checked = studies.check_claims("rq4", table).set_index(["claim", "metric"])
+    approx = checked.loc[("action approximation helps: DAC4Rec beats −A", "R_cumu")]
+    assert approx["verdict"] == "contradicted" and approx["n_seeds"] == 5
+    np.testing.assert_allclose(approx["difference"], -2.0)            # mean of the per-seed differences
+    d = np.array([0.1, -0.1, 0.05, 0.0, -0.05]) - 2.0
+    half = 2.776445105 * d.std(ddof=1) / np.sqrt(5)                   # t(0.975, 4) · sd / √n, by hand
+    np.testing.assert_allclose([approx["ci_low"], approx["ci_high"]], [d.mean() - half, d.mean() + half])
+    energy = checked.loc[("energy guidance helps (a little): DAC4Rec beats −E", "R_cumu")]
+    assert energy["verdict"] == "not resolved at this budget" and energy["ci_low"] < 0 < energy["ci_high"]
+    gap = checked.loc[("approximation matters more than energy: gap to −A > gap to −E", "R_cumu")]
+    assert gap["verdict"] == "contradicted"                           # −E − −A ≈ −2
+    # unpaired, the seed effect (sd ≈ 4.3) would swamp the 2-point gap: the paired interval is far narrower
+    assert approx["ci_high"] - approx["ci_low"] < 0.5 < 2 * 4.3 / np.sqrt(5)
+    missing = studies.check_claims("rq4", table[table["method"] != "DAC4Rec −A"], runs=runs[runs["method"] != "DAC4Rec −A"])
     assert (missing.loc[missing["claim"].str.contains("−A"), "verdict"] == "n/a").all()
-    rq3 = pd.DataFrame({"n_steps": [20, 100, 200], "n_seeds": 2, **{f"{k}_mean": [1.0, 3.0, 2.0] for k in ("R_cumu", "CTR")},
-                        **{f"{k}_std": [0.5, 0.3, 0.1] for k in ("R_cumu", "CTR")}})
-    assert (studies.check_claims("rq3", rq3)["verdict"] == "yes").all()
-    assert (studies.check_claims("rq3", rq3.iloc[[0, 2]])["verdict"] == ["n/a", "yes", "n/a", "yes"]).all()
+    means_only = studies.check_claims("rq4", table, paired=False)
+    assert means_only["verdict"].isin(["yes", "no"]).all() and means_only["n_seeds"].eq(0).all()
+
+
+def test_one_seed_never_resolves_a_claim():
+    runs = _runs({"DAC4Rec": [10.0], "DAC4Rec −E": [1.0], "DAC4Rec −A": [1.0]})
+    checked = studies.check_claims("rq4", studies.summarise_runs(runs, ["method"]))
+    assert (checked["verdict"] == "not resolved at this budget").all()
+    assert checked["evidence"].str.contains("1 seed: no interval").all()
+
+
+def test_rq3_claims_best_n_and_an_f_test_of_the_spread():
+    rng = np.random.default_rng(0)
+    rows = [{"n_steps": n, "seed": s, "R_cumu": centre + spread * z, "CTR": (centre + spread * z) / 100}
+            for n, centre, spread in ((20, 1.0, 3.0), (100, 9.0, 0.5), (200, 3.0, 0.05))
+            for s, z in enumerate(rng.standard_normal(6))]
+    runs = pd.DataFrame(rows)
+    table = studies.summarise_runs(runs, ["n_steps"], metrics=("R_cumu", "CTR"))
+    checked = studies.check_claims("rq3", table).set_index(["claim", "metric"])["verdict"]
+    assert checked[("N = 100 gives the best result", "R_cumu")] == "reproduces"
+    assert checked[("the spread over seeds shrinks as N grows", "R_cumu")] == "reproduces"   # 3 vs 0.05: F ≫ 5.05
+    flat = studies.check_claims("rq3", table.iloc[[0, 2]]).set_index(["claim", "metric"])["verdict"]
+    assert flat[("N = 100 gives the best result", "CTR")] == "n/a"
 
 
 def test_compare_claims_puts_the_papers_verdict_beside_ours(rq4_tiny, rq1_tiny):
     rq4 = studies.compare_claims("rq4", rq4_tiny)
-    assert list(rq4.columns) == ["claim", "metric", "paper", "here", "evidence"]
+    assert list(rq4.columns) == ["claim", "metric", "paper", "here", "difference", "ci_low", "ci_high", "n_seeds",
+                                 "evidence"]
     assert set(rq4.loc[rq4["metric"] == "CTR", "paper"]) == {"yes (text)"}
     assert set(rq4.loc[rq4["metric"] == "R_cumu", "paper"]) == {"not reported"}
+    assert set(rq4["here"]) <= set(studies.VERDICTS)
     rq2 = studies.compare_claims("rq2", studies.rq2("tiny", runs=rq1_tiny))
     assert (rq2["paper"] == "yes").all() and len(rq2) == 7
     counts = studies.claims_summary({"rq4": rq4_tiny, "rq1": rq1_tiny})
     assert counts["study"].tolist() == ["rq4", "rq1"] and counts["claims"].tolist() == [6, 8]
-    assert (counts[["yes", "yes (within noise)", "no (within noise)", "no", "n/a"]].sum(axis=1) == counts["claims"]).all()
+    assert (counts[list(studies.VERDICTS)].sum(axis=1) == counts["claims"]).all()
 
 
 def test_format_summary_reads_kit_and_paper_tables_alike(rq1_tiny):
@@ -276,3 +281,172 @@ def test_load_agent_reads_the_class_from_the_checkpoint(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="not a readable"):
         dl.agents.load_agent(tmp_path / "junk.pt")
+
+
+# --- one preset table (issue 18) ---------------------------------------------------------------------------
+
+def test_one_preset_table_feeds_recipes_studies_and_utils(monkeypatch):
+    from dac4rec_lite import presets, recipes
+
+    assert dl.presets is presets and dl.PRESETS == presets.PRESETS == ("tiny", "quick", "standard", "full")
+    for preset in presets.PRESETS:
+        assert studies.STUDY_SETTINGS[preset] is presets.table[preset]["study"]
+        assert recipes.RECSIM_RECIPES[preset] is presets.table[preset]["recipe"]
+        assert set(presets.table[preset]) == set(presets.USES)
+    # the two uses of one preset differ by name, not by accident: quick's recipe trains one method longer
+    quick = presets.table["quick"]
+    assert (quick["recipe"]["n_episodes"], quick["recipe"]["agent"]["n_steps"], quick["recipe"]["train_steps"]) == (600, 20, 2000)
+    assert (quick["study"]["n_episodes"], quick["study"]["agent"]["n_steps"], quick["study"]["train_steps"]) == (400, 10, 1000)
+    assert quick["study"]["seeds"] == (0, 1, 2, 3, 4)
+    # standard lies between quick and full in every size that sets the cost
+    for use in presets.USES:
+        for key in ("n_episodes", "train_steps", "eval_episodes"):
+            sizes = [presets.table[p][use][key] for p in ("quick", "standard", "full")]
+            assert sizes[0] < sizes[1] < sizes[2], (use, key, sizes)
+    copy = presets.settings("quick", "study")
+    copy["agent"]["n_steps"] = 999
+    assert presets.table["quick"]["study"]["agent"]["n_steps"] == 10
+    with pytest.raises(ValueError, match="use='bogus'"):
+        presets.settings("quick", "bogus")
+
+
+def test_preset_precedence_explicit_then_environment_then_default(monkeypatch):
+    from dac4rec_lite.presets import resolve_preset
+
+    assert resolve_preset("quick") == "quick"
+    monkeypatch.setenv("DAC4REC_PRESET", "tiny")
+    assert resolve_preset("quick") == "tiny"                     # the variable overrides a notebook's default
+    assert resolve_preset("standard", explicit=True) == "standard"  # an explicit --preset wins over it
+    monkeypatch.setenv("DAC4REC_PRESET", "bogus")
+    with pytest.raises(ValueError, match="DAC4REC_PRESET='bogus' is not a preset"):
+        resolve_preset("quick")
+    assert resolve_preset("full", explicit=True) == "full"       # a broken variable does not matter then
+    monkeypatch.delenv("DAC4REC_PRESET")
+    with pytest.raises(ValueError, match="PRESET='huge'"):
+        resolve_preset("huge")
+    with pytest.raises(TypeError, match="string"):
+        resolve_preset(3)
+
+
+# --- paired differences (issue 15) -------------------------------------------------------------------------
+
+from dac4rec_lite.experiments import paired  # noqa: E402
+
+
+@pytest.mark.parametrize("df, expected", [(1, 12.706205), (2, 4.302653), (4, 2.776445), (9, 2.262157),
+                                          (29, 2.045230), (1000, 1.962339)])
+def test_t_quantile_matches_the_printed_table(df, expected):
+    assert paired.t_quantile(0.975, df) == pytest.approx(expected, abs=1e-6)
+    assert paired.t_quantile(0.025, df) == pytest.approx(-expected, abs=1e-6)
+
+
+def test_f_quantile_matches_the_printed_table():
+    assert paired.f_quantile(0.95, 4, 4) == pytest.approx(6.388233, abs=1e-5)
+    assert paired.f_quantile(0.95, 1, 10) == pytest.approx(4.964603, abs=1e-5)
+    assert paired.f_quantile(0.99, 3, 20) == pytest.approx(4.938193, abs=1e-5)
+    with pytest.raises(ValueError, match="probability"):
+        paired.t_quantile(1.0, 3)
+    with pytest.raises(ValueError, match="df"):
+        paired.t_quantile(0.9, float("nan"))
+
+
+def test_interval_covers_the_true_mean_95_percent_of_the_time():
+    rng = np.random.default_rng(7)
+    hits = sum(interval.low <= 0.0 <= interval.high
+               for interval in (paired.mean_interval(rng.normal(0.0, 2.0, 5)) for _ in range(4000)))
+    assert abs(hits / 4000 - 0.95) < 0.012                       # binomial sd of the share ≈ 0.0034
+
+
+def test_paired_differences_use_only_shared_seeds():
+    runs = pd.DataFrame({"method": ["A"] * 4 + ["B"] * 3, "seed": [0, 1, 2, 3, 0, 1, 2],
+                         "R_cumu": [5.0, 7.0, 9.0, 100.0, 4.0, 5.0, 6.0]})
+    out = paired.paired_differences(runs, "A", "B", "R_cumu")
+    assert out["n_pairs"] == 3 and out["difference"] == pytest.approx(2.0)   # seed 3 has no B: left out
+    half = 4.302653 * np.std([1.0, 2.0, 3.0], ddof=1) / np.sqrt(3)
+    assert (out["ci_low"], out["ci_high"]) == pytest.approx((2.0 - half, 2.0 + half), abs=1e-5)
+    assert out["verdict"] == "not resolved at this budget"        # half-width 2.48 > 2: the interval holds 0
+    with pytest.raises(ValueError, match="no column"):
+        paired.paired_differences(runs, "A", "B", "CTR")
+
+
+def test_verdict_follows_the_interval():
+    assert paired.Interval(1.0, 0.2, 1.8, 5).verdict == "reproduces"
+    assert paired.Interval(-1.0, -1.8, -0.2, 5).verdict == "contradicted"
+    assert paired.Interval(0.5, -0.3, 1.3, 5).verdict == "not resolved at this budget"
+    assert paired.Interval(3.0, -np.inf, np.inf, 1).verdict == "not resolved at this budget"
+    with pytest.raises(ValueError, match="NaN"):
+        paired.mean_interval([1.0, np.nan])
+
+
+# --- flat run rows, the runner, the energy study ------------------------------------------------------------
+
+def test_run_rows_are_flat_and_buckets_add_up(rq1_tiny):
+    runs = rq1_tiny.attrs["runs"]
+    assert all(np.isscalar(v) for v in runs.iloc[0].to_numpy())
+    for key in ("11_20", "21_30", "31plus"):
+        pooled = runs[f"clicks_{key}"] / runs[f"shown_{key}"]
+        np.testing.assert_allclose(runs[f"CTR_{key}"].dropna(), pooled.dropna())
+    in_buckets = runs[[f"episodes_{k}" for k in ("11_20", "21_30", "31plus")]].sum(axis=1)
+    assert (in_buckets <= studies.STUDY_SETTINGS["tiny"]["eval_episodes"]).all()
+    table3 = studies.rq2("tiny", runs=rq1_tiny)
+    dac = table3[(table3["method"] == "DAC4Rec") & (table3["length_bucket"] == "11-20")]
+    gru = runs[(runs["encoder"] == "gru") & (runs["method"] == "DAC4Rec")]
+    assert dac["n_episodes"].item() == gru["episodes_11_20"].sum()
+
+
+def test_saved_rq1_with_its_runs_feeds_rq2_without_training(tmp_path, rq1_tiny):
+    rq1_tiny.to_csv(tmp_path / "rq1.csv", index=False)
+    rq1_tiny.attrs["runs"].to_csv(tmp_path / "rq1_runs.csv", index=False)
+    loaded = studies.load_saved("rq1", "tiny", folder=tmp_path)
+    reused = studies.load_or_run("rq2", "tiny", folder=tmp_path / "none", runs=loaded)
+    pd.testing.assert_frame_equal(reused, studies.rq2("tiny", runs=rq1_tiny), check_dtype=False)
+
+
+def test_study_resumes_from_its_run_table(tmp_path):
+    path = tmp_path / "rq4_runs.csv"
+    first = studies.rq4("tiny", progress=False, table_path=str(path))
+    saved = pd.read_csv(path)
+    assert len(saved) == 3 and set(saved["method"]) == set(studies.RQ4_METHODS)
+    saved.loc[0, "R_cumu"] = 1234.0                              # a resumed study reads the table, not the runs
+    saved.to_csv(path, index=False)
+    again = studies.rq4("tiny", progress=False, table_path=str(path))
+    assert again.loc[0, "R_cumu_mean"] == 1234.0 and first.loc[0, "R_cumu_mean"] != 1234.0
+
+
+def _energy_rows() -> pd.DataFrame:
+    rows = []
+    for seed, base in enumerate([10.0, 14.0, 8.0]):
+        row = {"log": "mixture", "method": "DAC4Rec", "encoder": "none", "seed": seed}
+        for scale, gain in ((0.0, 0.0), (1.0, 1.0 + 0.1 * seed), (4.0, -3.0)):
+            row.update({f"R_cumu@{scale:g}": base + gain, f"R_avg@{scale:g}": 1.0, f"Length@{scale:g}": 10.0,
+                        f"CTR@{scale:g}": (base + gain) / 100})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def test_energy_table_pairs_each_scale_with_the_unguided_agent():
+    table = studies.energy_table(_energy_rows()).set_index("scale")
+    assert table.index.tolist() == [0.0, 1.0, 4.0] and (table["n_seeds"] == 3).all()
+    np.testing.assert_allclose(table["R_cumu_mean"], [32 / 3, 32 / 3 + 1.1, 32 / 3 - 3])
+    assert table.loc[0.0, "R_cumu_verdict"] == "baseline"
+    one = table.loc[1.0]
+    half = 4.302653 * np.std([1.0, 1.1, 1.2], ddof=1) / np.sqrt(3)
+    assert one["R_cumu_diff"] == pytest.approx(1.1) and one["R_cumu_low"] == pytest.approx(1.1 - half, abs=1e-5)
+    assert one["R_cumu_verdict"] == "reproduces" and table.loc[4.0, "R_cumu_verdict"] == "contradicted"
+    long = studies.energy_runs_long(_energy_rows())
+    assert len(long) == 9 and long.columns.tolist()[:5] == ["log", "method", "encoder", "scale", "seed"]
+    claims = studies.check_claims("energy", table.reset_index())
+    assert claims["claim"].str.contains("scale 1 helps DAC4Rec").any() and len(claims) == 4
+
+
+def test_energy_study_trains_once_and_evaluates_every_scale(tmp_path):
+    table = studies.energy("tiny", logs=("expert + random",), methods=("DAC4Rec",), scales=(0.0, 2.0), progress=False,
+                           table_path=str(tmp_path / "energy_runs.csv"))
+    assert table[["log", "method", "scale"]].values.tolist() == [["expert + random", "DAC4Rec", 0.0],
+                                                                 ["expert + random", "DAC4Rec", 2.0]]
+    runs = pd.read_csv(tmp_path / "energy_runs.csv")
+    assert len(runs) == 1 and {"R_cumu@0", "R_cumu@2"} <= set(runs.columns)   # one trained agent, two scales
+    with pytest.raises(ValueError, match="include 0"):
+        studies.energy("tiny", scales=(1.0, 2.0))
+    with pytest.raises(ValueError, match="unknown behaviour log"):
+        studies.energy("tiny", logs=("bogus",))
