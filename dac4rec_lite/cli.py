@@ -231,6 +231,21 @@ def _evaluate(args: argparse.Namespace) -> None:
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
 
 
+def _check_run_table(name: str, path: str) -> None:
+    """A study resumes from its run table: refuse one this kit cannot resume (another study's, or one written
+    before the runs had flat CTR-by-length columns) instead of mixing it into new results."""
+    if not os.path.exists(path):
+        return
+    try:
+        columns = set(pd.read_csv(path, nrows=1).columns)
+    except (ValueError, OSError, pd.errors.ParserError) as err:
+        raise UsageError(f"{path} is not a readable run table ({type(err).__name__}); delete it or choose another --out.") from None
+    needed = {"R_cumu@0"} if name == "energy" else {"R_cumu", "CTR_11_20"}
+    if columns and not needed <= columns:
+        raise UsageError(f"{path} was written by an older kit or another study (no {', '.join(sorted(needed - columns))} "
+                         "column), so the study cannot resume from it; delete it or choose another --out.")
+
+
 def _study(args: argparse.Namespace) -> int:
     from .experiments.results import format_summary
     from .experiments.studies import STUDIES, rq2
@@ -240,6 +255,8 @@ def _study(args: argparse.Namespace) -> int:
     common = dict(preset=args.preset, seeds=args.seeds, workers=args.workers, progress=not args.no_progress,
                   device=args.device, backend=args.backend, address=args.address,
                   num_gpus=1.0 if args.device.startswith("cuda") and args.backend == "ray" else 0.0)
+    for name in names:
+        _check_run_table(name, os.path.join(args.out, f"{name}_runs.csv"))
     results: dict[str, pd.DataFrame] = {}
     failed: list[str] = []
     for name in names:

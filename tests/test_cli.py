@@ -162,3 +162,9 @@ def test_written_files_are_complete_csvs(tmp_path, checkpoint):
                  "--no-progress"]) == 0
     episodes = pd.read_csv(tmp_path / "DAC4Rec-seed0_episodes_seed0.csv")
     assert len(episodes) == 3 and np.isfinite(episodes["return"]).all()
+
+
+def test_a_run_table_it_cannot_resume_is_refused(tmp_path):
+    pd.DataFrame({"method": ["DAC4Rec"], "encoder": ["none"], "seed": [0], "R_cumu": [1.0]}).to_csv(
+        tmp_path / "rq4_runs.csv", index=False)                                      # written before the flat buckets
+    one_line_error(cli("study", "rq4", "--preset", "tiny", "--out", str(tmp_path)), "cannot resume from it")
