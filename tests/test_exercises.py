@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import math
 import re
 from pathlib import Path
 
@@ -565,6 +566,249 @@ def test_select_action_mistakes():
     fails("select_action", multiplied, "temperature_multiplied", "Divide by the temperature")
     fails("select_action", global_rng, "generator_ignored", "generator=generator")
     fails("select_action", indices, "shape", "not their indices")
+
+
+# ----- 10. vp_betas ---------------------------------------------------------------------------------------
+
+def _betas(n_steps, beta_min, beta_max, *, sign=-1, start=1, power=2, half=0.5, two_i_minus_one=True):
+    betas = []
+    for i in range(start, start + n_steps):
+        width = (2 * i - 1) if two_i_minus_one else 2 * i
+        betas.append(1 - math.exp(sign * beta_min / n_steps - half * (beta_max - beta_min) * width / n_steps**power))
+    return torch.tensor(betas)
+
+
+def test_vp_betas_mistakes():
+    fails("vp_betas", lambda *a: _betas(*a, sign=+1), "printed_sign", "sign the paper prints", "errata #1", "β_1 < 0")
+    fails("vp_betas", lambda *a: _betas(*a, start=0), "zero_based", "i = 1..N")
+    fails("vp_betas", lambda *a: _betas(*a, power=1), "n_not_squared", "divides by N²")
+    fails("vp_betas", lambda *a: _betas(*a, half=1.0), "no_half", "factor ½")
+    fails("vp_betas", lambda *a: _betas(*a, two_i_minus_one=False), "two_i", "(2i − 1), not 2i")
+
+    def alphas(n_steps, beta_min, beta_max):
+        return 1 - _betas(n_steps, beta_min, beta_max)
+
+    def exponent_only(n_steps, beta_min, beta_max):
+        i = torch.arange(1, n_steps + 1)
+        return beta_min / n_steps + 0.5 * (beta_max - beta_min) * (2 * i - 1) / n_steps**2
+
+    fails("vp_betas", alphas, "returned_alphas", "You returned α_i")
+    fails("vp_betas", exponent_only, "no_exp", "1 − exp(−that)")
+    fails("vp_betas", lambda *a: _betas(*a).double(), "dtype", "float32")
+
+
+def test_printed_sign_gives_a_negative_beta_at_the_papers_n():
+    """What the printed_sign message claims: with N = 100 the printed β_1 is negative, the corrected one is not."""
+    assert float(_betas(100, 0.1, 10.0, sign=+1)[0]) < 0 < float(S.vp_betas(100, 0.1, 10.0)[0])
+
+
+# ----- 11. elbo_weights -----------------------------------------------------------------------------------
+
+def _elbo(schedule, *, first="decoder", denominator="prev", lead="alphas", norm="mean"):
+    prev = schedule.alphas_cumprod_prev if denominator == "prev" else schedule.alphas_cumprod
+    weights = schedule.betas / (2 * getattr(schedule, lead) * (1 - prev))
+    if first == "decoder":
+        weights[0] = 1 / (2 * schedule.alphas[0])
+    elif first == "zero":
+        weights[0] = 0.0
+    elif first == "eps":
+        weights = schedule.betas / (2 * getattr(schedule, lead) * (1 - prev + 1e-8))
+    elif first == "no_half":
+        weights[0] = 1 / schedule.alphas[0]
+    return {"mean": weights / weights.mean(), "sum": weights / weights.sum(), "none": weights}[norm]
+
+
+def test_elbo_weights_mistakes():
+    fails("elbo_weights", lambda s: _elbo(s, first="printed"), "first_step_infinite", "ᾱ_0 = 1", "1 / (2 α_1)")
+    fails("elbo_weights", lambda s: _elbo(s, first="printed", norm="none"), "first_step_infinite", "divides by zero")
+    fails("elbo_weights", lambda s: _elbo(s, first="eps"), "first_step_clamped", "swamps every other weight")
+    fails("elbo_weights", lambda s: _elbo(s, first="zero"), "first_step_dropped", "set the i = 1 weight to 0")
+    fails("elbo_weights", lambda s: _elbo(s, first="no_half"), "first_step_factor", "1 / (2 α_1)")
+    fails("elbo_weights", lambda s: _elbo(s, denominator="current"), "alpha_bar_i_for_prev", "ᾱ_{i−1}")
+    fails("elbo_weights", lambda s: _elbo(s, lead="alphas_cumprod"), "alpha_bar_for_alpha", "one-step α_i")
+    fails("elbo_weights", lambda s: _elbo(s, norm="none"), "not_normalised", "mean 1")
+    fails("elbo_weights", lambda s: _elbo(s, norm="sum"), "normalised_to_sum", "not to sum 1")
+
+
+def test_elbo_reference_is_what_the_agent_uses():
+    """The checker's reference and DAC4Rec(policy_improvement="elbo")'s per-step weights are the same numbers."""
+    from dac4rec_lite.exercises.checks_diffusion import elbo_reference
+
+    for n in (5, 10):
+        agent = dl.DAC4Rec(3, 2, n_steps=n, hidden_dim=8, policy_improvement="elbo")
+        used = getattr(agent, "elbo_weights", None)
+        used = used if isinstance(used, torch.Tensor) else agent._elbo_weights
+        torch.testing.assert_close(elbo_reference(agent.schedule), used, rtol=1e-5, atol=1e-6)
+        assert abs(float(used.mean()) - 1) < 1e-5 and bool(torch.isfinite(used).all())
+
+
+# ----- 12. awr_weight -------------------------------------------------------------------------------------
+
+def _awr(q1, q2, v, temperature, max_weight, *, combine=torch.min, sign=1, unit="abs", clip="before", norm="mean",
+         temp_op="divide"):
+    advantage = sign * (combine(q1, q2) - v)
+    scale = {"abs": advantage.abs().mean(), "mean": advantage.mean(), "none": 1.0}[unit]
+    weights = torch.exp(advantage / (temperature * scale) if temp_op == "divide" else advantage * temperature / scale)
+    if clip == "before":
+        weights = weights.clamp(max=max_weight)
+    weights = {"mean": weights / weights.mean(), "sum": weights / weights.sum(), "none": weights}[norm]
+    return weights.clamp(max=max_weight) if clip == "after" else weights
+
+
+def test_awr_weight_mistakes():
+    fails("awr_weight", lambda *a: _awr(*a, combine=torch.max), "max_of_twins", "min(Q₁, Q₂)")
+    fails("awr_weight", lambda *a: _awr(*a, combine=lambda x, y: (x + y) / 2), "mean_of_twins", "averaged")
+    fails("awr_weight", lambda *a: _awr(*a, combine=lambda x, y: x), "single_critic", "only Q₁")
+    fails("awr_weight", lambda *a: _awr(*a, sign=-1), "advantage_sign", "A = Q − V")
+    fails("awr_weight", lambda *a: _awr(*a, unit="none"), "temperature_not_scaled", "units of the batch's mean |A|")
+    fails("awr_weight", lambda *a: _awr(*a, unit="mean"), "mean_not_abs", "mean of |A|")
+    fails("awr_weight", lambda *a: _awr(*a, temp_op="multiply"), "temperature_multiplied", "Divide by the temperature")
+    fails("awr_weight", lambda *a: _awr(*a, clip="none"), "no_clip", "Clip the exponential")
+    fails("awr_weight", lambda *a: _awr(*a, clip="after"), "clip_after_normalising", "Clip first, then normalise")
+    fails("awr_weight", lambda *a: _awr(*a, norm="none"), "not_normalised", "mean 1")
+    fails("awr_weight", lambda *a: _awr(*a, norm="sum"), "normalised_to_sum", "not to sum 1")
+
+
+def test_awr_cases_make_the_twins_cross_and_the_clip_bind():
+    """Without crossing twins a single-critic answer could pass; without a binding clip, a missing clip could."""
+    clipped = []
+    for make in ex.EXERCISES["awr_weight"].cases:
+        q1, q2, v, temperature, max_weight = make().args
+        assert 0 < float((q1 < q2).float().mean()) < 1
+        advantage = torch.min(q1, q2) - v
+        clipped.append(bool((torch.exp(advantage / (temperature * advantage.abs().mean())) > max_weight).any()))
+    assert any(clipped) and not all(clipped)
+
+
+# ----- 13. soft_update ------------------------------------------------------------------------------------
+
+def test_soft_update_mistakes():
+    def swapped(target, source, tau):
+        with torch.no_grad():
+            for t, s in zip(target.parameters(), source.parameters()):
+                t.copy_((1 - tau) * s + tau * t)
+
+    def hard(target, source, tau):
+        target.load_state_dict(source.state_dict())
+
+    def source_moved(target, source, tau):
+        with torch.no_grad():
+            for t, s in zip(target.parameters(), source.parameters()):
+                s.mul_(1 - tau).add_(tau * t)
+
+    def rebinding(target, source, tau):
+        for t, s in zip(target.parameters(), source.parameters()):
+            t = tau * s + (1 - tau) * t  # noqa: F841 (the mistake: a new tensor bound to the loop name)
+
+    def recorded(target, source, tau):
+        for t, s in zip(target.parameters(), source.parameters()):
+            t.copy_(tau * s + (1 - tau) * t)
+
+    def into_trainable(target, source, tau):
+        target.requires_grad_(True)
+        for t, s in zip(target.parameters(), source.parameters()):
+            t.mul_(1 - tau).add_(tau * s)
+
+    fails("soft_update", swapped, "tau_swapped", "swapped")
+    fails("soft_update", hard, "hard_copy", "copied the online weights")
+    fails("soft_update", source_moved, "source_moved", "online network must not change")
+    fails("soft_update", rebinding, "not_in_place", "did not change", "only rebinds the name")
+    fails("soft_update", recorded, "no_no_grad", "recorded by autograd")
+    fails("soft_update", into_trainable, "leaf_in_place", "torch.no_grad()")
+
+
+def test_soft_update_generic_reports():
+    def blank(target, source, tau):
+        raise NotImplementedError
+
+    def raises(target, source, tau):
+        raise KeyError("oops")
+
+    assert ex.check_soft_update(blank).reason == "not_implemented"
+    fails("soft_update", raises, "error", "raised KeyError", "It happened in your code at line")
+    fails("soft_update", lambda target, source: None, "signature", "soft_update(target, source, tau)")
+
+
+# ----- 14. algorithm1_update ------------------------------------------------------------------------------
+
+def _update(agent, batch, *, order=("critic", "policy"), target_critic=True, target_policy=True, next_key="next_observations",
+            twins=2, clear=("critic", "policy"), soft="after"):
+    """One update as a student writes it, with the mistakes as switches (independent of the checker's variants)."""
+    s, a = batch["observations"], batch["actions"]
+    losses = {}
+
+    def polyak(target, source, tau):
+        with torch.no_grad():
+            for t, p in zip(target.parameters(), source.parameters()):
+                t.mul_(1 - tau).add_(tau * p)
+
+    def follow(target, source):
+        tau = {"after": agent.config.tau, "before": agent.config.tau, "swapped": 1 - agent.config.tau, "hard": 1.0}
+        if soft in tau:
+            polyak(target, source, tau[soft])
+
+    for half in order:
+        if half == "critic":
+            with torch.no_grad():
+                s2 = batch[next_key]
+                a2 = (agent.target_policy if target_policy else agent.policy).sample(s2, generator=agent.generator)
+                q1n, q2n = (agent.target_critic if target_critic else agent.critic)(s2, a2)
+                y = batch["rewards"] + agent.config.gamma * (1 - batch["terminals"]) * torch.min(q1n, q2n)
+            q1, q2 = agent.critic(s, a)
+            loss = ((q1 - y) ** 2).mean() + (((q2 - y) ** 2).mean() if twins == 2 else 0)
+            optimizer, target, source = agent.critic_optimizer, agent.target_critic, agent.critic
+        else:
+            loss, _ = agent.policy_loss(s, a)
+            optimizer, target, source = agent.actor_optimizer, agent.target_policy, agent.policy
+        if soft == "before":
+            follow(target, source)
+        if half in clear:
+            optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if soft != "before":
+            follow(target, source)
+        losses[half] = loss.detach()
+    return torch.stack([losses["critic"], losses["policy"]])
+
+
+def test_algorithm1_update_written_independently_passes():
+    assert ex.check_algorithm1_update(_update, strict=True)
+
+
+def test_algorithm1_update_mistakes():
+    fails("algorithm1_update", lambda ag, b: _update(ag, b, order=("policy", "critic")), "policy_first", "critic's TD step first")
+    fails("algorithm1_update", lambda ag, b: _update(ag, b, target_critic=False), "online_critic_in_target",
+          "*target* critic")
+    fails("algorithm1_update", lambda ag, b: _update(ag, b, target_policy=False), "online_policy_in_target",
+          "*target* policy")
+    fails("algorithm1_update", lambda ag, b: _update(ag, b, next_key="observations"), "state_for_next_state", "s′")
+    fails("algorithm1_update", lambda ag, b: _update(ag, b, twins=1), "one_twin", "Only Q₁ was trained")
+    fails("algorithm1_update", lambda ag, b: _update(ag, b, clear=()), "no_zero_grad", "for both optimisers")
+    fails("algorithm1_update", lambda ag, b: _update(ag, b, clear=("policy",)), "no_zero_grad", "critic_optimizer.zero_grad()")
+    fails("algorithm1_update", lambda ag, b: _update(ag, b, clear=("critic",)), "no_zero_grad", "actor_optimizer.zero_grad()")
+    fails("algorithm1_update", lambda ag, b: _update(ag, b, soft="none"), "no_soft_update", "never moved")
+    fails("algorithm1_update", lambda ag, b: _update(ag, b, soft="before"), "soft_update_before_step", "before the optimiser")
+    fails("algorithm1_update", lambda ag, b: _update(ag, b, soft="swapped"), "tau_swapped", "swapped")
+    fails("algorithm1_update", lambda ag, b: _update(ag, b, soft="hard"), "hard_update", "agent.config.tau")
+
+
+def test_algorithm1_update_generic_reports():
+    def blank(agent, batch):
+        raise NotImplementedError
+
+    assert ex.check_algorithm1_update(blank).reason == "not_implemented"
+    fails("algorithm1_update", lambda agent, batch: None, "returned_none", "forget the `return`")
+    fails("algorithm1_update", lambda agent, batch: _update(agent, batch)[0], "shape", "expected (2,)")
+    fails("algorithm1_update", lambda agent, batch: _update(agent, batch) * 1.001, "wrong_value", "losses")
+
+
+def test_algorithm1_cases_bootstrap_and_end():
+    """Every batch mixes terminal and non-terminal rows, so the TD target both bootstraps and stops (and the agent's
+    all-terminal shortcut, which draws no a′, is never taken)."""
+    for make in ex.EXERCISES["algorithm1_update"].cases:
+        for batch in make().extra["batches"]:
+            assert 0 < float(batch["terminals"].mean()) < 1
 
 
 # ----- hints --------------------------------------------------------------------------------------------

@@ -293,8 +293,8 @@ AWR_WEIGHT = Exercise(
     equation="Eq. 17–19's g: A = min(Q₁, Q₂) − V, w = min(exp(A / (T · mean|A|)), max_weight), normalised to mean 1",
     signature="awr_weight(q1, q2, v, temperature, max_weight) -> weights",
     cases=[
-        _awr_case(0.3, 100.0, BATCH, 0, "7 actions, T = 0.3, clip at 100"),
         _awr_case(0.2, 5.0, 32, 1, "32 actions, T = 0.2, clip at 5 (some weights are clipped)"),
+        _awr_case(0.3, 100.0, BATCH, 0, "7 actions, T = 0.3, clip at 100"),
         _awr_case(1.0, 100.0, 32, 2, "32 actions, T = 1"),
     ],
     reference=_awr_reference,

@@ -48,6 +48,14 @@ def _batch(seed: int) -> dict[str, torch.Tensor]:
 def _update_case(seed: int, info: str) -> Callable[[], Case]:
     def make() -> Case:
         agent, batches = exercise_agent(seed), [_batch(seed * 10), _batch(seed * 10 + 5)]
+        # As after some training, the targets lag behind their networks: a TD target computed with an online
+        # network instead of its target then shows from the first update on.
+        g = gen(seed + 99)
+        with torch.no_grad():
+            for p in agent.target_policy.parameters():
+                p.add_(torch.randn(p.shape, generator=g) * 0.3)
+            for p in agent.target_critic.parameters():
+                p.add_(torch.randn(p.shape, generator=g) * 0.1)
         return Case((agent, batches[0]), info, {"agent": agent, "batches": batches})
     return make
 
@@ -132,7 +140,7 @@ ALGORITHM1_UPDATE = Exercise(
     equation="Algorithm 1, lines 2–7: critic TD step and soft update, then policy step on L_d + λ L_q and soft update",
     signature="algorithm1_update(agent, batch) -> losses",
     cases=[
-        _update_case(0, "two updates of a small DAC4Rec (N = 5, τ = 0.1, λ = 2), batches of 16"),
+        _update_case(0, "two updates of a small DAC4Rec (N = 5, τ = 0.1, λ = 2, targets lagging), batches of 16"),
         _update_case(1, "two updates, another seed"),
     ],
     reference=_reference,
