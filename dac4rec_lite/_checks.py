@@ -97,13 +97,19 @@ def check_device(device: object, name: str = "device") -> torch.device:
 
 
 @contextlib.contextmanager
-def seeded_init(seed: int) -> Iterator[None]:
-    """Inside the block the CPU default generator is seeded with ``seed``; outside, every global generator is
-    as it was. Build networks on the CPU in here (then move them): their initial weights depend on ``seed``
-    only, and neither the global CPU stream nor any CUDA generator is touched (``torch.manual_seed`` would
-    re-seed every CUDA generator as well)."""
-    with torch.random.fork_rng(devices=[]):
+def seeded_init(seed: int, device: torch.device | str | None = None) -> Iterator[None]:
+    """Inside the block the CPU default generator (and, for a CUDA ``device``, that device's default
+    generator) is seeded with ``seed``; afterwards every global generator is as it was. Build networks on the
+    CPU in here, then move them: their initial weights depend on ``seed`` only. Unlike ``torch.manual_seed``,
+    no other CUDA generator is re-seeded (dropout on a CUDA model draws from that device's generator, so
+    pass its ``device`` to seed and restore it too)."""
+    target = None if device is None else torch.device(device)
+    cuda = [] if target is None or target.type != "cuda" else [target.index or 0]
+    with torch.random.fork_rng(devices=cuda):
         torch.random.default_generator.manual_seed(int(seed))
+        for index in cuda:
+            with torch.cuda.device(index):
+                torch.cuda.manual_seed(int(seed))  # this device only (manual_seed_all would touch every GPU)
         yield
 
 

@@ -10,6 +10,10 @@ import contextlib
 import dataclasses
 import math
 import os
+import signal
+import threading
+import warnings
+from collections.abc import Mapping
 from typing import Any, ClassVar, Iterator
 
 import numpy as np
@@ -18,27 +22,49 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .._checks import check_device, check_generator, multinomial
 from ..encoders import as_layout, make_encoder
+from .checkpoint import CHECKPOINT_FORMAT, FIELDS_ADDED_LATER, load_part, read_checkpoint, write_checkpoint
 
-__all__ = ["OfflineAgent", "TrainingDivergedError", "BATCH_KEYS", "encoder_config", "frozen", "read_checkpoint"]
+__all__ = ["OfflineAgent", "TrainingDivergedError", "BATCH_KEYS", "encoder_config", "frozen", "read_checkpoint",
+           "CHECKPOINT_FORMAT", "FIELDS_ADDED_LATER"]
 
 BATCH_KEYS = ("observations", "actions", "rewards", "next_observations", "terminals")
-CHECKPOINT_FORMAT = "dac4rec_lite-agent-v1"
-# Config fields added after checkpoints of this format were first written, with the value such files used.
-FIELDS_ADDED_LATER = {"eps_activation": "silu"}  # the ε-network's activation was SiLU before the field existed
 
 
-def read_checkpoint(path: str | os.PathLike[str]) -> dict:
-    """The contents of a file written by ``agent.save``, checked to be one (any agent class)."""
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"no checkpoint at {path!s}; check the path (save one with agent.save(path)).")
+def _count(value: object, name: str) -> int:
+    """``value`` as an int >= 1; ``TypeError`` for a non-integer (2.5, "10", True), ``ValueError`` below 1."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int >= 1, got {type(value).__name__} {value!r}.")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}.")
+    return int(value)
+
+
+class _Interrupt:
+    requested = False
+
+
+@contextlib.contextmanager
+def _deferred_interrupt() -> Iterator[_Interrupt]:
+    """Hold a Ctrl-C (SIGINT) until the caller checks ``.requested`` at its next boundary; a second Ctrl-C
+    raises ``KeyboardInterrupt`` at once. Outside the main thread (no signals there) nothing is installed."""
+    interrupt = _Interrupt()
+
+    def hold(signum: int, frame: object) -> None:
+        if interrupt.requested:
+            raise KeyboardInterrupt
+        interrupt.requested = True
+
+    previous = signal.getsignal(signal.SIGINT)
+    install = threading.current_thread() is threading.main_thread() and previous is not None
+    if install:
+        signal.signal(signal.SIGINT, hold)
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # unpickling errors come in many types
-        raise ValueError(f"{path!s} is not a readable dac4rec_lite checkpoint ({type(err).__name__}: {err}).") from err
-    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path!s} is not a dac4rec_lite agent checkpoint (no '{CHECKPOINT_FORMAT}' tag).")
-    return checkpoint
+        yield interrupt
+    finally:
+        if install:
+            signal.signal(signal.SIGINT, previous)
 
 
 class TrainingDivergedError(RuntimeError):
@@ -77,7 +103,7 @@ class OfflineAgent:
 
     def __init__(self, config: Any) -> None:
         self.config = config
-        self.device = torch.device(config.device)
+        self.device = check_device(config.device)
         self.generator = torch.Generator(device=self.device).manual_seed(config.seed)
         self.n_updates = 0
 
@@ -101,23 +127,39 @@ class OfflineAgent:
     def _load_extra_state(self, state: dict[str, int]) -> None:
         """Restore what ``_extra_state`` saved."""
 
+    def _named_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """Every optimiser the agent holds, by attribute name (saved so that a resumed ``fit`` continues)."""
+        return {name: value for name, value in vars(self).items() if isinstance(value, torch.optim.Optimizer)}
+
+    @property
+    def act_generator(self) -> torch.Generator:
+        """The generator ``act`` draws from when it is given none: ``torch.Generator(device).manual_seed(seed)``,
+        apart from the training stream (acting between fits does not change what ``fit`` draws)."""
+        if getattr(self, "_act_generator", None) is None:
+            self._act_generator = torch.Generator(device=self.device).manual_seed(self.config.seed)
+        return self._act_generator
+
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write config and weights to one file (``torch.save``; loadable with ``weights_only=True``)."""
-        torch.save(
-            {
-                "format": CHECKPOINT_FORMAT,
-                "agent": type(self).__name__,
-                "config": dataclasses.asdict(self.config),
-                "n_updates": self.n_updates,
-                "extra": self._extra_state(),
-                "weights": {name: m.state_dict() for name, m in self._modules_to_save().items()},
-            },
-            path,
-        )
+        """Write config, weights, optimiser states and the generators' states to one file (``torch.save``;
+        loadable with ``weights_only=True``), with a SHA-256 digest of the weights that ``load`` verifies.
+
+        The write is atomic: a temporary file in the same folder, fsynced, then renamed over ``path``, so an
+        interrupted or failed save leaves the previous file intact. ``fit(k)``, ``save``, ``load``, ``fit(k)``
+        gives the same weights as ``fit(2k)`` (with ``lr_decay=False``: the cosine restarts at each fit)."""
+        write_checkpoint(path, {
+            "agent": type(self).__name__,
+            "config": dataclasses.asdict(self.config),
+            "n_updates": self.n_updates,
+            "extra": self._extra_state(),
+            "weights": {name: m.state_dict() for name, m in self._modules_to_save().items()},
+            "optimizers": {name: opt.state_dict() for name, opt in self._named_optimizers().items()},
+            "rng": {"device": self.device.type, "generator": self.generator.get_state(),
+                    "act_generator": self.act_generator.get_state()},
+        })
 
     @classmethod
     def _read_checkpoint(cls, path: str | os.PathLike[str]) -> dict:
-        checkpoint = read_checkpoint(path)
+        checkpoint = read_checkpoint(path)  # tag, entries and digest checked
         if checkpoint["agent"] != cls.__name__:
             raise ValueError(
                 f"{path!s} holds a {checkpoint['agent']} checkpoint; load it with dl.{checkpoint['agent']}.load(...)."
@@ -151,18 +193,54 @@ class OfflineAgent:
                 f"{path!s} was saved by an agent with another config ({'; '.join(differences)}); build the agent "
                 f"with the checkpoint's config, e.g. dl.{type(self).__name__}.load(path)."
             )
+        weights = checkpoint["weights"]
         for name, module in self._modules_to_save().items():
-            module.load_state_dict(checkpoint["weights"][name])
+            if name not in weights:
+                raise ValueError(f"{path!s} has no weights for '{name}' (it holds {sorted(weights)}); it is "
+                                 "incomplete or was saved by another version of this agent.")
+            load_part(module, weights[name], name, path)
+        for name, optimizer in self._named_optimizers().items():
+            state = checkpoint.get("optimizers", {}).get(name)
+            if state is None:  # a file from before optimiser states were saved: fresh optimisers
+                continue
+            try:
+                optimizer.load_state_dict(state)
+            except (ValueError, KeyError, TypeError, RuntimeError) as err:
+                raise ValueError(f"{path!s}: the state of optimiser '{name}' does not fit this agent ({err}).") from err
         self.n_updates = int(checkpoint["n_updates"])
         self._load_extra_state(checkpoint.get("extra", {}))
+        self._load_rng(checkpoint.get("rng"), path)
+
+    def _load_rng(self, rng: dict | None, path: str | os.PathLike[str]) -> None:
+        """Continue the saved random streams; a file without them (older) leaves the generators freshly seeded."""
+        if not rng:
+            return
+        if rng.get("device") != self.device.type:
+            warnings.warn(f"{path!s} saved its random streams on {rng.get('device')}; they cannot continue on "
+                          f"{self.device.type}, so this agent's generators restart from seed={self.config.seed}.",
+                          stacklevel=3)
+            return
+        try:
+            self.generator.set_state(rng["generator"])
+            self.act_generator.set_state(rng["act_generator"])
+        except (KeyError, RuntimeError, TypeError) as err:
+            raise ValueError(f"{path!s}: the saved generator states are damaged ({err}).") from err
 
     # ----- batches ------------------------------------------------------------------------------------
     def _check_batch(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Check a batch from ``OfflineDataset.sample``: keys, shapes (rewards/terminals (B, 1)), finiteness."""
+        if not isinstance(batch, dict):
+            raise TypeError(f"batch must be a dict of tensors, got {type(batch).__name__}; draw batches with "
+                            "OfflineDataset.sample(batch_size).")
         missing = [k for k in BATCH_KEYS if k not in batch]
         if missing:
             raise ValueError(f"batch is missing {missing}; draw batches with OfflineDataset.sample(batch_size).")
-        n = batch["observations"].shape[0]
+        for key in (*BATCH_KEYS, "timeouts"):
+            if key in batch and not isinstance(batch[key], torch.Tensor):
+                raise TypeError(f"batch[{key!r}] must be a torch.Tensor, got {type(batch[key]).__name__}.")
+        n = batch["observations"].shape[0] if batch["observations"].dim() else 0
+        if n == 0:
+            raise ValueError("the batch is empty (0 transitions); draw at least one, e.g. dataset.sample(256).")
         shapes = {
             "observations": (n, self.config.obs_dim), "next_observations": (n, self.config.obs_dim),
             "actions": (n, self.config.action_dim), "rewards": (n, 1), "terminals": (n, 1),
@@ -171,13 +249,21 @@ class OfflineAgent:
             shapes["timeouts"] = (n, 1)
         for key, shape in shapes.items():
             value = batch[key]
-            if not isinstance(value, torch.Tensor):
-                raise TypeError(f"batch[{key!r}] must be a torch.Tensor, got {type(value).__name__}.")
             if tuple(value.shape) != shape:
                 hint = " (rewards and terminals are (B, 1) columns so they never broadcast against Q)" if shape[1:] == (1,) else ""
                 raise ValueError(f"batch[{key!r}] has shape {tuple(value.shape)}, expected {shape}{hint}.")
+            if value.is_complex():
+                raise TypeError(f"batch[{key!r}] is complex ({value.dtype}); pass real numbers.")
             if not bool(torch.isfinite(value).all()):
                 raise ValueError(f"batch[{key!r}] contains NaN or inf; clean the dataset (OfflineDataset validates it).")
+        for key in ("terminals", "timeouts"):
+            if key in batch:
+                flags = batch[key]
+                bad = (flags != 0) & (flags != 1)
+                if bool(bad.any()):
+                    row = int(bad.reshape(-1).nonzero()[0, 0])
+                    raise ValueError(f"batch[{key!r}] must hold only 0 or 1, found {float(flags.reshape(-1)[row])} at "
+                                     f"row {row}; a transition either ends the episode or it does not.")
         return {k: v.to(self.device, torch.float32) for k, v in batch.items() if k in shapes}
 
     def _guard(self, metrics: dict[str, float], q_bound: float) -> None:
@@ -211,9 +297,20 @@ class OfflineAgent:
     def fit(self, dataset, steps: int, batch_size: int = 256, progress: bool = True, log_every: int = 1) -> pd.DataFrame:
         """Run ``steps`` updates on batches drawn from ``dataset`` (an ``OfflineDataset``); returns one row of
         metrics per ``log_every`` updates, with a tqdm progress bar. With ``lr_decay`` in the config the
-        learning rates follow a cosine from their initial value to 0 over these ``steps``."""
-        if steps < 1:
-            raise ValueError(f"steps must be >= 1, got {steps}.")
+        learning rates follow a cosine from their initial value to 0 over these ``steps``.
+
+        Ctrl-C stops training at an update boundary: a Ctrl-C during an update is held until that update has
+        finished (a second Ctrl-C interrupts at once), then ``fit`` warns and returns the log so far, with
+        ``log.attrs["interrupted"] = True``; ``n_updates`` counts exactly the updates applied, so the agent can
+        be saved or trained on."""
+        if isinstance(dataset, Mapping):
+            raise TypeError("fit expects an OfflineDataset, got a dict; build one with "
+                            "dl.OfflineDataset.from_dict(d).")
+        if not all(hasattr(dataset, name) for name in ("sample", "obs_dim", "action_dim")):
+            raise TypeError(f"fit expects an OfflineDataset, got {type(dataset).__name__}.")
+        steps = _count(steps, "steps")
+        batch_size = _count(batch_size, "batch_size")
+        log_every = _count(log_every, "log_every")
         if dataset.obs_dim != self.config.obs_dim or dataset.action_dim != self.config.action_dim:
             raise ValueError(
                 f"dataset has obs_dim={dataset.obs_dim}, action_dim={dataset.action_dim} but the agent was built for "
@@ -225,16 +322,48 @@ class OfflineAgent:
                 for group in opt.param_groups:  # a previous fit() annealed lr to 0: start each fit from the top
                     group["lr"] = group.get("initial_lr", group["lr"])
                 schedulers.append(torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps))
-        rows = []
+        rows, done = [], 0
         bar = tqdm(range(steps), desc=type(self).__name__, disable=not progress, leave=False)
-        for _ in bar:
-            metrics = self.update(dataset.sample(batch_size, generator=self.generator, device=self.device))
-            for scheduler in schedulers:
-                scheduler.step()
-            if self.n_updates % log_every == 0:
-                rows.append({"update": self.n_updates, **metrics})
-                bar.set_postfix({k: f"{v:.3g}" for k, v in list(metrics.items())[:3]})
-        return pd.DataFrame.from_records(rows)
+        stopped = False
+        with _deferred_interrupt() as interrupt, contextlib.closing(bar):
+            for _ in bar:
+                if interrupt.requested:
+                    stopped = True
+                    break
+                stream, before = self.generator.get_state(), self._progress_marks()
+                try:
+                    metrics = self.update(dataset.sample(batch_size, generator=self.generator, device=self.device))
+                except KeyboardInterrupt:
+                    if self._progress_marks() != before:  # some optimiser stepped: the update is half applied
+                        warnings.warn(f"fit was interrupted inside update {self.n_updates + 1}, after part of it was "
+                                      "applied: this agent is inconsistent; reload the last checkpoint.", stacklevel=2)
+                        raise
+                    self.generator.set_state(stream)  # nothing applied: as if the update never started
+                    stopped = True
+                    break
+                done += 1
+                for scheduler in schedulers:
+                    scheduler.step()
+                if self.n_updates % log_every == 0:
+                    rows.append({"update": self.n_updates, **metrics})
+                    bar.set_postfix({k: f"{v:.3g}" for k, v in list(metrics.items())[:3]})
+            else:
+                stopped = interrupt.requested  # a Ctrl-C during the last update
+        log = pd.DataFrame.from_records(rows)
+        log.attrs["interrupted"] = stopped
+        if stopped:
+            warnings.warn(f"fit stopped by Ctrl-C (KeyboardInterrupt) at an update boundary after {done} of {steps} "
+                          f"updates (n_updates={self.n_updates}); the log holds the updates so far and the agent is "
+                          "consistent (save it, or fit again to continue).", stacklevel=2)
+        return log
+
+    def _progress_marks(self) -> tuple:
+        """(n_updates, steps taken by each optimiser): unchanged iff nothing of an update was applied."""
+        marks: list[float] = [self.n_updates]
+        for optimizer in self._named_optimizers().values():
+            states = [state["step"] for state in optimizer.state.values() if "step" in state]
+            marks.append(float(states[0]) if states else 0.0)
+        return tuple(marks)
 
     # ----- acting -------------------------------------------------------------------------------------
     def _act(self, obs: torch.Tensor, n_candidates: int, temperature: float | None,
@@ -245,9 +374,16 @@ class OfflineAgent:
             generator: torch.Generator | None = None) -> np.ndarray | torch.Tensor:
         """Actions for observations (obs_dim,) or (B, obs_dim), numpy or tensor; returns the same kind and
         leading shape. With ``n_candidates`` = K > 1, draws K actions per state and picks by min(Q1, Q2):
-        the argmax when ``temperature`` is None, else a draw ∝ exp(Q / temperature) (Eq. 21)."""
+        the argmax when ``temperature`` is None, else a draw ∝ exp(Q / temperature) (Eq. 21).
+
+        Without a ``generator`` the draws come from the agent's own ``act_generator``, seeded by the config's
+        ``seed``: the same seed gives the same actions in any process (and a checkpoint continues its stream).
+        A ``generator`` on another device than the agent (a CPU generator for a CUDA agent) is fine."""
         if isinstance(n_candidates, bool) or not isinstance(n_candidates, int) or n_candidates < 1:
             raise ValueError(f"n_candidates must be an int >= 1, got {n_candidates!r}.")
+        generator = check_generator(generator)
+        if temperature is not None and (isinstance(temperature, bool) or not isinstance(temperature, (int, float))):
+            raise TypeError(f"temperature must be a positive number or None, got {type(temperature).__name__}.")
         if temperature is not None and not temperature > 0:
             raise ValueError(f"temperature must be positive or None (argmax), got {temperature}.")
         is_numpy = isinstance(obs, np.ndarray)
@@ -262,7 +398,7 @@ class OfflineAgent:
         if not bool(torch.isfinite(x).all()):
             raise ValueError("obs contains NaN or inf.")
         with torch.no_grad():
-            actions = self._act(x, n_candidates, temperature, generator)
+            actions = self._act(x, n_candidates, temperature, self.act_generator if generator is None else generator)
         if not bool(torch.isfinite(actions).all()):
             raise TrainingDivergedError(
                 "the policy produced NaN or inf actions: its weights (or the energy model's) are broken; "
@@ -288,6 +424,5 @@ def select_candidates(q: torch.Tensor, candidates: torch.Tensor, n_states: int, 
         choice = scores.argmax(dim=1)
     else:
         probs = torch.softmax(scores / temperature, dim=1)
-        draw_on = probs.device if generator is None else generator.device
-        choice = torch.multinomial(probs.to(draw_on), 1, generator=generator).squeeze(1).to(q.device)
+        choice = multinomial(probs, 1, generator).squeeze(1)
     return candidates.reshape(n_states, k, -1)[torch.arange(n_states, device=q.device), choice]
