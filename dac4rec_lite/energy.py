@@ -82,6 +82,8 @@ class EnergyGuidance:
     def __init__(self, energy: EnergyFn, scale: float = 1.0) -> None:
         if not callable(energy):
             raise TypeError(f"energy must be callable as energy(state, a_i, i), got {type(energy).__name__}.")
+        if isinstance(scale, bool) or not isinstance(scale, (int, float, np.integer, np.floating)):
+            raise TypeError(f"scale must be a finite number >= 0, got {type(scale).__name__} {scale!r}.")
         if not np.isfinite(scale) or scale < 0:
             raise ValueError(f"scale must be a finite number >= 0, got {scale}.")
         self.energy, self.scale = energy, float(scale)
@@ -92,9 +94,16 @@ class EnergyGuidance:
         with torch.enable_grad():
             a = a_i.detach().requires_grad_(True)
             value = self.energy(state, a, i)
+            if not isinstance(value, torch.Tensor):
+                raise TypeError(f"energy must return a torch.Tensor of shape ({a.shape[0]},), got {type(value).__name__}.")
             if value.shape not in ((a.shape[0],), (a.shape[0], 1)):
                 raise ValueError(f"energy must return shape ({a.shape[0]},) or ({a.shape[0]}, 1), got {tuple(value.shape)}.")
             gradient = torch.autograd.grad(value.sum(), a, allow_unused=True)[0] if value.requires_grad else None
+        finite = torch.isfinite(value).all() if gradient is None else torch.isfinite(value).all() & torch.isfinite(gradient).all()
+        if not bool(finite):  # one check per step: NaN guidance would otherwise become NaN actions
+            step = int(i.max()) if isinstance(i, torch.Tensor) else i
+            raise ValueError(f"the guidance energy returned NaN or inf (value or gradient) at diffusion step {step}: "
+                             "its weights are broken or it overflows; retrain it, or sample with scale=0 / no guidance.")
         if gradient is None:  # an energy that does not depend on the action guides nowhere
             return torch.zeros_like(a_i)
         return self.scale * gradient
