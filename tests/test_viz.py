@@ -280,3 +280,23 @@ def test_the_core_does_not_import_viz():
     code = "import sys, dac4rec_lite; print('dac4rec_lite.viz' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_viz_modules_import_no_private_names_and_stay_small():
+    """No module of viz (nor the analysis it draws) imports another module's _private names; none is over
+    600 lines; ``__all__`` is assigned once per module."""
+    import ast
+    import pathlib
+
+    root = pathlib.Path(dl.__file__).parent
+    for path in [*sorted((root / "viz").glob("*.py")), root / "experiments" / "analysis.py"]:
+        source = path.read_text(encoding="utf-8")
+        tree = ast.parse(source)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                private = [a.name for a in node.names if a.name.startswith("_") and a.name != "__future__"]
+                assert not private, f"{path.name} imports private {private} from {node.module}"
+        assert len(source.splitlines()) <= 600, path.name
+        assigns = [n for n in tree.body if isinstance(n, (ast.Assign, ast.AugAssign))
+                   and any(getattr(t, "id", None) == "__all__" for t in getattr(n, "targets", [getattr(n, "target", None)]))]
+        assert len(assigns) == (1 if path.name != "__init__.py" or "__all__" in source else 0), path.name

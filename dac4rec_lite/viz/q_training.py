@@ -279,33 +279,6 @@ def training_animation_figure(snapshots: pd.DataFrame, bandit: CornerBandit, con
 Q_WEIGHTS = (0.0, 0.1, 0.3, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0)
 
 
-def approximation_explorer(
-    policy: DiffusionPolicy,
-    states: object,
-    actions: object,
-    bandit: CornerBandit | None = None,
-    seed: int = 0,
-    step: int = 1,
-    n_lines: int = 30,
-) -> Explorer:
-    """A slider over the step i (1 … N) of the action approximation driving ``approximation_figure``: the
-    dataset actions a⁰, their noised a^i and the one-step estimates â⁰ (Eq. 13–14), with the same ε (from
-    ``seed``) at every step; ▶ walks i from 1 up to N."""
-    slider = widgets.IntSlider(value=step, min=1, max=policy.n_steps, description="step i",
-                               layout=widgets.Layout(width="420px"))
-    explorer = make_explorer(
-        {"step": slider, "play": play_button(slider)},
-        lambda: approximation_figure(policy, states, actions, slider.value, seed=seed, bandit=bandit, n_lines=n_lines),
-        watch=("step",),
-    )
-    explorer.message.value = info_html(
-        "Small i: a<sup>i</sup> is a<sup>0</sup> plus a little noise and one ε call recovers it almost exactly. "
-        "Large i: a<sup>i</sup> is mostly noise and â<sup>0</sup> falls back towards what the network expects on "
-        "average, between the blobs. Each point moves along its own path (same ε at every step)."
-    )
-    return explorer
-
-
 def q_training_panel(
     bandit: CornerBandit,
     dataset: OfflineDataset,

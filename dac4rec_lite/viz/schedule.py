@@ -215,19 +215,6 @@ def _printed_first(schedule: VPSchedule) -> float:
     return float(paper_printed_betas(schedule.n_steps, schedule.beta_min, schedule.beta_max)[0])
 
 
-def play_button(slider: widgets.IntSlider, reverse: bool = False, interval_ms: int = 120) -> widgets.Play:
-    """A ▶ button that walks ``slider`` from one end to the other (from max down to min when ``reverse``)."""
-    span = slider.max - slider.min
-    play = widgets.Play(value=0, min=0, max=span, step=1, interval=interval_ms, description="play",
-                        show_repeat=False)
-
-    def move(change: dict) -> None:
-        slider.value = slider.max - change["new"] if reverse else slider.min + change["new"]
-
-    play.observe(move, names="value")
-    return play
-
-
 def noising_explorer(
     actions: object,
     schedule: VPSchedule,
