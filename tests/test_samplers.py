@@ -150,3 +150,121 @@ def test_a_gradient_free_eps_function_refuses_to_run_with_autograd_on():
         assert epsilon(torch.zeros(4, 2), 5).shape == (4, 2)
     with pytest.raises(RuntimeError, match="call epsilon_fn again with gradients enabled"):
         epsilon(torch.zeros(4, 2), 5)
+
+
+# ------------------------------------------------------------------------------ CUDA-graph path (samplers.py)
+from dac4rec_lite.diffusion import samplers as sampler_module  # noqa: E402
+
+NO_CUDA = "needs a CUDA device: the CUDA-graph path only runs on a GPU (none on CPU-only machines)"
+
+
+def test_gradient_free_eps_rebinds_to_another_state_and_prepares_lazily():
+    net = dl.EpsilonMLP(3, 2, hidden_dim=8)
+    states, other = torch.randn(4, 3), torch.randn(4, 3)
+    a = torch.randn(4, 2)
+    with torch.no_grad():
+        epsilon = net.epsilon_fn(states, 5)
+        assert epsilon.owner is net and epsilon.n_steps == 5
+        rebound = epsilon.for_state(other)
+        expected = net(other, a, torch.full((4,), 3))
+        torch.testing.assert_close(rebound(a, 3), expected, atol=1e-6, rtol=1e-5)
+        torch.testing.assert_close(epsilon(a, 3), net(states, a, torch.full((4,), 3)), atol=1e-6, rtol=1e-5)
+
+
+def test_the_graph_path_is_never_taken_on_cpu_and_the_switch_restores_itself():
+    policy = dl.DiffusionPolicy(3, 2, dl.VPSchedule(10), hidden_dim=16)
+    state = torch.randn(32, 3)
+    with torch.no_grad():
+        a = policy.sample(state, generator=torch.Generator().manual_seed(0))
+        with sampler_module.cuda_graphs(False):
+            b = policy.sample(state, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(a, b)
+    assert sampler_module.cuda_graph_count(policy.eps_model) == 0
+    assert sampler_module._GRAPHS_ON is True
+
+
+def _cuda_policy(n_steps=20, hidden=32, seed=0):
+    torch.manual_seed(seed)
+    return dl.DiffusionPolicy(5, 3, dl.VPSchedule(n_steps), hidden_dim=hidden).to("cuda")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason=NO_CUDA)
+@pytest.mark.parametrize("sampler,k", [("ddpm", None), ("ddim", 7), ("dpm", 7)])
+def test_cuda_graph_samples_equal_the_eager_loop_for_the_same_generator_state(sampler, k):
+    policy = _cuda_policy()
+    states = [torch.randn(64, 5, device="cuda") for _ in range(3)]
+
+    def run(graphs: bool):
+        g = torch.Generator(device="cuda").manual_seed(123)
+        with sampler_module.cuda_graphs(graphs), torch.no_grad():
+            out = [policy.sample(s, generator=g, sampler=sampler, n_sample_steps=k) for s in states]
+        return out, torch.randn(4, generator=g, device="cuda")  # where the generator stands afterwards
+
+    eager, eager_next = run(False)
+    assert sampler_module.cuda_graph_count(policy.eps_model) == 0
+    graphed, graphed_next = run(True)
+    assert sampler_module.cuda_graph_count(policy.eps_model) == 1   # captured once, replayed for the next two
+    for x, y in zip(eager, graphed):
+        torch.testing.assert_close(y, x, atol=1e-5, rtol=1e-5)
+    assert torch.equal(eager_next, graphed_next)   # the replays advanced the generator exactly as the loop did
+    assert not torch.equal(graphed[0], graphed[1])  # fresh noise on every replay
+    assert graphed[0].requires_grad is False and not graphed[0].is_inference()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason=NO_CUDA)
+def test_cuda_graph_with_the_default_generator_and_weights_changed_in_place():
+    policy = _cuda_policy()
+    state = torch.randn(128, 5, device="cuda")
+
+    def draw(graphs: bool):
+        torch.cuda.manual_seed(7)
+        with sampler_module.cuda_graphs(graphs), torch.no_grad():
+            return policy.sample(state)
+
+    torch.testing.assert_close(draw(True), draw(False), atol=1e-5, rtol=1e-5)
+    with torch.no_grad():  # an optimiser step writes the weights in place: the graph reads the new ones
+        for p in policy.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    torch.testing.assert_close(draw(True), draw(False), atol=1e-5, rtol=1e-5)
+    assert sampler_module.cuda_graph_count(policy.eps_model) == 1
+    policy.to("cuda", dtype=torch.float32)  # no-op move: same storage, same graph
+    draw(True)
+    assert sampler_module.cuda_graph_count(policy.eps_model) == 1
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason=NO_CUDA)
+def test_guided_trajectory_cpu_generator_and_autograd_keep_the_eager_loop():
+    policy = _cuda_policy()
+    state = torch.randn(16, 5, device="cuda")
+
+    class Push:
+        scale = 1.0
+
+        def __call__(self, s, a, i):
+            return torch.ones_like(a)
+
+    with torch.no_grad():
+        policy.sample(state, generator=torch.Generator().manual_seed(0))          # CPU generator
+        policy.sample(state, generator=torch.Generator(device="cuda").manual_seed(0), return_trajectory=True)
+    policy.sample(state, guidance=Push())
+    policy.sample(state)                                                              # autograd on
+    assert sampler_module.cuda_graph_count(policy.eps_model) == 0
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason=NO_CUDA)
+def test_td_target_on_cuda_uses_one_graph_and_matches_the_eager_update():
+    batch = {"observations": torch.randn(64, 6), "actions": torch.rand(64, 2) * 2 - 1, "rewards": torch.rand(64, 1),
+             "next_observations": torch.randn(64, 6), "terminals": torch.zeros(64, 1)}
+    batch = {k: v.to("cuda") for k, v in batch.items()}
+
+    def targets(graphs: bool):
+        agent = dl.DAC4Rec(6, 2, n_steps=10, hidden_dim=32, seed=0, device="cuda")
+        with sampler_module.cuda_graphs(graphs), torch.no_grad():
+            # no encoder: s′ is the observation itself
+            out = [agent.td_target(batch["next_observations"], batch["rewards"], batch["terminals"]) for _ in range(2)]
+        return out, sampler_module.cuda_graph_count(agent.target_policy.eps_model)
+
+    (eager, no_graphs), (graphed, graphs) = targets(False), targets(True)
+    assert no_graphs == 0 and graphs == 1
+    for x, y in zip(eager, graphed):
+        torch.testing.assert_close(y, x, atol=1e-4, rtol=1e-4)

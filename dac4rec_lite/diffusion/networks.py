@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["SinusoidalTimeEmbedding", "EpsilonMLP", "ACTIVATIONS", "INPLACE_ACTIVATIONS"]
+__all__ = ["SinusoidalTimeEmbedding", "EpsilonMLP", "ChainEpsilon", "ACTIVATIONS", "INPLACE_ACTIVATIONS"]
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"silu": nn.SiLU, "mish": nn.Mish, "relu": nn.ReLU, "tanh": nn.Tanh}
 # The same activations applied in place, for the gradient-free sampling path (no new 1 MB buffer per layer).
@@ -119,25 +119,51 @@ class EpsilonMLP(nn.Module):
         activations and no large allocation. The returned ε is a new tensor on every call, and the inputs are
         never written to. The path is fixed when the function is made: call ``epsilon_fn`` in the grad mode
         you will sample in (a gradient-free one called with autograd on raises)."""
+        if not torch.is_grad_enabled():
+            return ChainEpsilon(self, state, n_steps)
         state_projection = self.project_state(state)
         time_table = self.project_time(torch.arange(1, n_steps + 1, device=state.device))
-        if torch.is_grad_enabled():
-            return lambda a_i, i: self.denoise(state_projection, a_i, time_table[i - 1])
-        action_weight = self.action_in.weight.t()
-        *hidden, (out_bias, out_weight) = [(layer.bias, layer.weight.t()) for layer in self.body if isinstance(layer, nn.Linear)]
-        buffers = [torch.empty_like(state_projection) for _ in range(2)]
-        activate = INPLACE_ACTIVATIONS[self.activation]
-
-        def epsilon(a_i: torch.Tensor, i: int) -> torch.Tensor:
-            if torch.is_grad_enabled():
-                raise RuntimeError("this ε function was made without autograd (its cached projections carry no "
-                                   "gradient); call epsilon_fn again with gradients enabled.")
-            h = torch.addmm(time_table[i - 1], a_i, action_weight, out=buffers[0]).add_(state_projection)
-            for k, (bias, weight) in enumerate(hidden):
-                h = torch.addmm(bias, activate(h), weight, out=buffers[(k + 1) % 2])
-            return torch.addmm(out_bias, activate(h), out_weight)
-
-        return epsilon
+        return lambda a_i, i: self.denoise(state_projection, a_i, time_table[i - 1])
 
     def forward(self, state: torch.Tensor, a_i: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
         return self.denoise(self.project_state(state), a_i, self.project_time(i))
+
+
+class ChainEpsilon:
+    """The gradient-free ε of ``EpsilonMLP.epsilon_fn``: ``eps(a_i, i)`` along one chain for a fixed ``state``.
+
+    Its cached pieces (W_s s, the time table for all N steps, the transposed weights and the two hidden
+    buffers) are made on the first call, so a sampler that only needs the same function for another state
+    tensor can ask ``for_state(other)`` without paying for them. That is how a CUDA graph captures the chain
+    (``samplers.run_sampler``): it rebuilds ε on a static state buffer inside the capture. ``owner`` is the
+    network whose weights the chain reads."""
+
+    def __init__(self, owner: EpsilonMLP, state: torch.Tensor, n_steps: int) -> None:
+        self.owner, self.state, self.n_steps = owner, state, n_steps
+        self._cache: tuple | None = None
+
+    def for_state(self, state: torch.Tensor) -> "ChainEpsilon":
+        """The same ε function of the same network and N for another batch of states."""
+        return ChainEpsilon(self.owner, state, self.n_steps)
+
+    def _prepare(self) -> tuple:
+        net = self.owner
+        state_projection = net.project_state(self.state)
+        time_table = net.project_time(torch.arange(1, self.n_steps + 1, device=self.state.device))
+        action_weight = net.action_in.weight.t()
+        *hidden, (out_bias, out_weight) = [(layer.bias, layer.weight.t()) for layer in net.body if isinstance(layer, nn.Linear)]
+        buffers = [torch.empty_like(state_projection) for _ in range(2)]
+        return state_projection, time_table, action_weight, hidden, out_bias, out_weight, buffers
+
+    def __call__(self, a_i: torch.Tensor, i: int) -> torch.Tensor:
+        if torch.is_grad_enabled():
+            raise RuntimeError("this ε function was made without autograd (its cached projections carry no "
+                               "gradient); call epsilon_fn again with gradients enabled.")
+        if self._cache is None:
+            self._cache = self._prepare()
+        state_projection, time_table, action_weight, hidden, out_bias, out_weight, buffers = self._cache
+        activate = INPLACE_ACTIVATIONS[self.owner.activation]
+        h = torch.addmm(time_table[i - 1], a_i, action_weight, out=buffers[0]).add_(state_projection)
+        for k, (bias, weight) in enumerate(hidden):
+            h = torch.addmm(bias, activate(h), weight, out=buffers[(k + 1) % 2])
+        return torch.addmm(out_bias, activate(h), out_weight)

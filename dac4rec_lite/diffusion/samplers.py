@@ -21,18 +21,33 @@ Both few-step samplers reuse the ε-network trained for N steps unchanged: they 
 
 Guidance (Eq. 24): ∇ log π_i = ∇ log μ_i + g_i. Since ε_θ ≈ −√(1−ᾱ_i) ∇ log μ_i, adding the score g_i is
 ε̃ = ε_θ − √(1−ᾱ_i) g_i. Every sampler applies it the same way.
+
+CUDA graphs. On a GPU an unguided, gradient-free chain is hundreds of tiny kernels (4 matmuls and a few
+element-wise ops per step), so launching them costs more than running them at small batches. There,
+``run_sampler`` captures the whole chain — the draw of a^N, every step and its noise — once per (network,
+batch shape, sampler, steps) as a CUDA graph and replays it: one launch per chain. The noise comes from the
+same generator in the same order (the generator is registered with the graph, so a replay advances it exactly
+as the eager loop would), so the samples are the eager path's for the same generator state. Guided sampling,
+trajectories, autograd, CPU tensors, CPU generators (their numbers cannot be drawn inside a graph) and ε
+functions that are not an ``EpsilonMLP`` chain take the eager loop. ``cuda_graphs(False)`` turns the graph
+path off (to compare, or to count ε calls).
 """
 from __future__ import annotations
 
 import math
-from typing import Callable, Protocol
+import warnings
+import weakref
+from collections import OrderedDict
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Protocol
 
 import torch
 
 from .._checks import randn
 from .schedule import VPSchedule
 
-__all__ = ["Guidance", "SAMPLERS", "sample_steps", "run_sampler", "ddpm_sample", "ddim_sample", "dpm_solver_sample"]
+__all__ = ["Guidance", "SAMPLERS", "sample_steps", "run_sampler", "ddpm_sample", "ddim_sample", "dpm_solver_sample",
+           "cuda_graphs", "cuda_graph_count"]
 
 SAMPLERS = ("ddpm", "ddim", "dpm")
 
@@ -82,11 +97,21 @@ class _Stepper:
     """Shared per-step work: ε (guided if asked), then the clipped clean-action estimate â^0."""
 
     def __init__(self, eps_fn: EpsFn, schedule: VPSchedule, state: torch.Tensor, max_action: float | None,
-                 guidance: Guidance | None) -> None:
+                 guidance: Guidance | None, variance: str = "posterior") -> None:
         self.eps_fn, self.state, self.max_action = eps_fn, state, max_action
         self.guidance = guidance if guidance is not None and guidance.scale != 0 else None
-        self.alpha_bar = schedule.alphas_cumprod.tolist()  # Python floats: no device syncs in the loop
+        # Python floats, read from the device once here: no syncs in the loop (and none inside a graph capture)
+        self.alpha_bar = schedule.alphas_cumprod.tolist()
+        self.coef_a0 = schedule.posterior_mean_coef_a0.tolist()
+        self.coef_ai = schedule.posterior_mean_coef_ai.tolist()
+        self.variance, self.std = variance, schedule.reverse_variance(variance).sqrt().tolist()
         self.device = schedule.device
+
+    def rebind(self, eps_fn: EpsFn, state: torch.Tensor) -> "_Stepper":
+        """The same stepper (coefficients, bound, guidance) for another ε function and state."""
+        other = object.__new__(_Stepper)
+        other.__dict__.update(self.__dict__, eps_fn=eps_fn, state=state)
+        return other
 
     def eps_and_a0(self, a: torch.Tensor, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         ab = self.alpha_bar[i - 1]
@@ -103,9 +128,8 @@ class _Stepper:
 def ddpm_sample(schedule: VPSchedule, a: torch.Tensor, stepper: _Stepper, *,
                 generator: torch.Generator | None, variance: str, trajectory: list | None) -> torch.Tensor:
     """The N-step ancestral chain (Eq. 5/7). One z is drawn per step i = N..2, after a^N."""
-    coef_a0 = schedule.posterior_mean_coef_a0.tolist()
-    coef_ai = schedule.posterior_mean_coef_ai.tolist()
-    std = schedule.reverse_variance(variance).sqrt().tolist()
+    coef_a0, coef_ai = stepper.coef_a0, stepper.coef_ai
+    std = stepper.std if variance == stepper.variance else schedule.reverse_variance(variance).sqrt().tolist()
     for i in range(schedule.n_steps, 0, -1):
         _, a0 = stepper.eps_and_a0(a, i)
         a = a0.mul_(coef_a0[i - 1]).add_(a, alpha=coef_ai[i - 1])  # posterior mean (â^0 is not needed after)
@@ -188,15 +212,114 @@ def run_sampler(
         )
     if sampler != "ddpm" and variance != "posterior":
         raise ValueError(f"variance={variance!r} only applies to the stochastic ddpm sampler; {sampler} adds no noise.")
-    stepper = _Stepper(eps_fn, schedule, state, max_action, guidance)
-    a = randn(shape, generator, schedule.device, schedule.betas.dtype)
-    trajectory = [a] if return_trajectory else None
-    if sampler == "ddpm":
-        a = ddpm_sample(schedule, a, stepper, generator=generator, variance=variance, trajectory=trajectory)
-    else:
-        steps = sample_steps(schedule, schedule.n_steps if n_sample_steps is None else n_sample_steps)
+    stepper = _Stepper(eps_fn, schedule, state, max_action, guidance, variance)
+    steps = None if sampler == "ddpm" else sample_steps(schedule, schedule.n_steps if n_sample_steps is None else n_sample_steps)
+
+    def chain(stepper: _Stepper, generator: torch.Generator | None, trajectory: list | None) -> torch.Tensor:
+        a = randn(shape, generator, schedule.device, schedule.betas.dtype)
+        if trajectory is not None:
+            trajectory.append(a)
+        if steps is None:
+            return ddpm_sample(schedule, a, stepper, generator=generator, variance=variance, trajectory=trajectory)
         solver = ddim_sample if sampler == "ddim" else dpm_solver_sample
-        a = solver(schedule, a, stepper, steps, trajectory)
-    if trajectory is not None:
+        return solver(schedule, a, stepper, steps, trajectory)
+
+    if return_trajectory:
+        trajectory: list = []
+        a = chain(stepper, generator, trajectory)
         return a, torch.stack(trajectory)
-    return a
+    if _graphable(eps_fn, stepper, generator, state):
+        key = (tuple(shape), schedule.betas.dtype, sampler, None if steps is None else tuple(steps), variance,
+               max_action, tuple(stepper.alpha_bar))
+        return _replay(eps_fn, stepper, generator, state, key, chain)
+    return chain(stepper, generator, None)
+
+
+# ------------------------------------------------------------------------------------------------ CUDA graphs
+_GRAPHS_ON = True
+_MAX_GRAPHS = 8  # per ε-network; the least recently used graph (and its memory pool) goes first
+_GRAPHS: "weakref.WeakKeyDictionary[Any, OrderedDict]" = weakref.WeakKeyDictionary()
+
+
+@contextmanager
+def cuda_graphs(enabled: bool) -> Iterator[None]:
+    """Turn the CUDA-graph path of ``run_sampler`` on or off inside a ``with`` block (it is on by default)."""
+    global _GRAPHS_ON
+    previous, _GRAPHS_ON = _GRAPHS_ON, bool(enabled)
+    try:
+        yield
+    finally:
+        _GRAPHS_ON = previous
+
+
+def cuda_graph_count(eps_model: Any) -> int:
+    """How many captured chains ``eps_model`` holds (0 on CPU: graphs are only made on CUDA)."""
+    return sum(entry is not None for entry in _GRAPHS.get(eps_model, {}).values())
+
+
+def _graphable(eps_fn: EpsFn, stepper: _Stepper, generator: torch.Generator | None, state: torch.Tensor) -> bool:
+    return (_GRAPHS_ON and stepper.device.type == "cuda" and state.is_cuda and stepper.guidance is None
+            and not torch.is_grad_enabled() and hasattr(eps_fn, "for_state") and hasattr(eps_fn, "owner")
+            and (generator is None or generator.device.type == "cuda")
+            and not torch.cuda.is_current_stream_capturing())
+
+
+class _ChainGraph:
+    """One captured chain: copy the states into ``state``, replay, read ``out``."""
+
+    def __init__(self, graph: Any, state: torch.Tensor, out: torch.Tensor, generator: torch.Generator | None):
+        self.graph, self.state, self.out, self.generator = graph, state, out, generator
+
+
+def _replay(eps_fn: Any, stepper: _Stepper, generator: torch.Generator | None, state: torch.Tensor,
+            key: tuple, chain: Callable) -> torch.Tensor:
+    """Run ``chain`` through the cached CUDA graph for ``key`` (capturing it the first time)."""
+    owner = eps_fn.owner
+    weights = tuple(t.data_ptr() for t in (*owner.parameters(), *owner.buffers()))  # read where they were at capture
+    key = (*key, tuple(state.shape), state.dtype, state.device, eps_fn.n_steps, weights,
+           torch.is_inference_mode_enabled(), None if generator is None else id(generator))
+    graphs = _GRAPHS.setdefault(owner, OrderedDict())
+    entry = graphs.get(key, False)
+    if entry is False or (entry is not None and entry.generator is not generator):
+        entry = _capture(eps_fn, stepper, generator, state, chain)
+        graphs[key] = entry
+        while len(graphs) > _MAX_GRAPHS:
+            graphs.popitem(last=False)
+    graphs.move_to_end(key)
+    if entry is None:  # this chain could not be captured (e.g. an old torch): the eager loop, as before
+        return chain(stepper, generator, None)
+    entry.state.copy_(state)
+    entry.graph.replay()
+    return entry.out.clone()
+
+
+def _capture(eps_fn: Any, stepper: _Stepper, generator: torch.Generator | None, state: torch.Tensor,
+             chain: Callable) -> _ChainGraph | None:
+    """Warm up on a side stream with a scratch generator (cuBLAS and the allocator settle; the caller's
+    generator is not touched), then capture the chain on a static copy of ``state``."""
+    device = state.device
+    graph = torch.cuda.CUDAGraph()
+    if generator is not None:
+        if not hasattr(graph, "register_generator_state"):
+            warnings.warn("this torch cannot draw a user generator's numbers inside a CUDA graph; sampling with the "
+                          "eager loop (pass generator=None to use the default generator in a graph).",
+                          RuntimeWarning, stacklevel=4)
+            return None
+        graph.register_generator_state(generator)
+    static_state = state.clone()
+    with torch.cuda.device(device):
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            scratch = torch.Generator(device=device).manual_seed(0)
+            chain(stepper.rebind(eps_fn.for_state(static_state), static_state), scratch, None)
+        torch.cuda.current_stream().wait_stream(side)
+        captured = stepper.rebind(eps_fn.for_state(static_state), static_state)
+        try:
+            with torch.cuda.graph(graph):
+                out = chain(captured, generator, None)
+        except RuntimeError as error:
+            warnings.warn(f"could not capture the sampling chain as a CUDA graph ({error}); sampling with the eager "
+                          "loop instead (same samples, more kernel launches).", RuntimeWarning, stacklevel=4)
+            return None
+    return _ChainGraph(graph, static_state, out, generator)
