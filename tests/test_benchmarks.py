@@ -44,3 +44,13 @@ def test_sampler_quality_benchmark_compares_every_sampler_with_ddpm():
     rows = [line for line in lines if re.search(r"\)\s+(ddpm|ddim|dpm)\s+\d+\s", line)]
     assert len(rows) == 10, out  # per policy: ddpm, then ddim and dpm at 3 and 10 steps
     assert len(re.findall(r"within 2 % of DDPM's mean reward: (?:yes|no) \(largest gap [\d.]+ %\)", out)) == 2, out
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the CPU answer; on a GPU the script runs")
+def test_gpu_check_says_no_cuda_and_exits_0_on_a_cpu_machine(tmp_path):
+    script = BENCHMARKS.parent / "scripts" / "gpu_check.sh"
+    completed = subprocess.run(["bash", str(script), str(tmp_path / "figures.txt")], capture_output=True, text=True,
+                               timeout=120, env={**__import__("os").environ, "PYTHON": sys.executable})
+    assert completed.returncode == 0, completed.stderr
+    assert "no CUDA device" in completed.stdout
+    assert not (tmp_path / "figures.txt").exists()  # nothing measured, nothing written

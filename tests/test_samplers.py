@@ -233,7 +233,7 @@ def test_cuda_graph_with_the_default_generator_and_weights_changed_in_place():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason=NO_CUDA)
-def test_guided_trajectory_cpu_generator_and_autograd_keep_the_eager_loop():
+def test_cuda_guided_trajectory_cpu_generator_and_autograd_keep_the_eager_loop():
     policy = _cuda_policy()
     state = torch.randn(16, 5, device="cuda")
 
