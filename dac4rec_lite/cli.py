@@ -249,7 +249,7 @@ def _check_run_table(name: str, path: str) -> None:
 def _study(args: argparse.Namespace) -> int:
     from .experiments.results import format_summary
     from .experiments.studies import STUDIES, rq2
-    from .viz.studies import FIGURES, write_report  # plotting only where a report is written
+    from .viz.studies import write_report  # plotting only where a report is written
 
     names = list(STUDY_NAMES) if args.name == "all" else [args.name]
     common = dict(preset=args.preset, seeds=args.seeds, workers=args.workers, progress=not args.no_progress,
@@ -271,8 +271,7 @@ def _study(args: argparse.Namespace) -> int:
         failed += [f"{name}: {run}" for run in table.attrs.get("failed", [])]
         _write_csv(table, os.path.join(args.out, f"{name}.csv"))
         print(f"\n{name.upper()} ({time.time() - start:.0f} s)\n{format_summary(table).to_string(index=False)}")
-    drawn = {name: table for name, table in results.items() if name in FIGURES}  # studies with a figure
-    report = write_report(drawn, os.path.join(args.out, "report.html"),
+    report = write_report(results, os.path.join(args.out, "report.html"),
                           notes=f"preset {args.preset}; simulator dac4rec_lite/RecSim-v0; behaviour logs of "
                                 "dac4rec_lite.experiments.methods.BEHAVIOUR_LOGS.")
     print(f"\nreport: {report}")

@@ -450,3 +450,16 @@ def test_energy_study_trains_once_and_evaluates_every_scale(tmp_path):
         studies.energy("tiny", scales=(1.0, 2.0))
     with pytest.raises(ValueError, match="unknown behaviour log"):
         studies.energy("tiny", logs=("bogus",))
+
+
+def test_energy_figure_and_summary_show_the_intervals(tmp_path):
+    table = studies.energy_table(_energy_rows())
+    shown = studies.format_summary(table)
+    assert shown["R_cumu vs 0"].tolist()[0] == "baseline" and shown["R_cumu vs 0"].tolist()[2] == "-3.00 [-3.00, -3.00]"
+    fig = study_viz.energy_figure(table)
+    top, bottom = fig.data[0], fig.data[1]
+    np.testing.assert_allclose(top.y, table["R_cumu_mean"])
+    np.testing.assert_allclose(np.asarray(top.y) + np.asarray(top.error_y.array), table["R_cumu_mean_high"])
+    np.testing.assert_allclose(np.asarray(bottom.y) - np.asarray(bottom.error_y.arrayminus), table["R_cumu_low"])
+    text = open(write_report({"energy": table}, tmp_path / "r.html"), encoding="utf-8").read()
+    assert "guidance scale" in text and "baseline" in text

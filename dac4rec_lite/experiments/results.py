@@ -121,9 +121,10 @@ def format_summary(table: pd.DataFrame, digits: dict[str, int] | None = None) ->
                   for mu, sd in zip(table[f"{m}_mean"], stds)]
     for m in [c[:-5] for c in table.columns if c.endswith("_diff")]:
         d = digits.get(m, 2)
-        out[f"{m} vs 0"] = ["—" if not np.isfinite(x) or (x == 0 and not np.isfinite(lo)) else
-                            f"{x:+.{d}f}" + (f" [{lo:+.{d}f}, {hi:+.{d}f}]" if np.isfinite(lo) else "")
-                            for x, lo, hi in zip(table[f"{m}_diff"], table[f"{m}_low"], table[f"{m}_high"])]
+        verdicts = table[f"{m}_verdict"] if f"{m}_verdict" in table.columns else pd.Series("", index=table.index)
+        out[f"{m} vs 0"] = ["baseline" if v == "baseline" else "—" if not np.isfinite(x) else
+                            f"{x:+.{d}f}" + (f" [{lo:+.{d}f}, {hi:+.{d}f}]" if np.isfinite(lo) else " (1 seed)")
+                            for x, lo, hi, v in zip(table[f"{m}_diff"], table[f"{m}_low"], table[f"{m}_high"], verdicts)]
     if "length_bucket" in out.columns:
         out = out.pivot(index="method", columns="length_bucket", values="CTR")
         out = out.loc[list(dict.fromkeys(table["method"])), list(dict.fromkeys(table["length_bucket"]))]

@@ -36,7 +36,7 @@ from ..evaluation import LENGTH_BUCKETS
 from ..presets import resolve_preset
 from .methods import (BEHAVIOUR_LOGS, METRICS, STUDY_SETTINGS, EnergyRun, Run, bucket_key, execute_run,
                       scale_column)
-from .paired import paired_contrast
+from .paired import mean_interval, paired_contrast
 
 __all__ = ["STUDIES", "RQ1_METHODS", "RQ2_METHODS", "RQ4_METHODS", "RQ5_METHODS", "ENERGY_METHODS",
            "ENERGY_SCALES", "run_study", "summarise_runs", "bucket_runs", "energy_runs_long", "energy_table",
@@ -208,13 +208,18 @@ def energy_runs_long(runs: pd.DataFrame, scales: Sequence[float] | None = None) 
 def energy_table(runs: pd.DataFrame, baseline: float = 0.0, metrics: Sequence[str] = ("R_cumu", "CTR"),
                  level: float = 0.95) -> pd.DataFrame:
     """Return against guidance scale from the energy study's flat rows: one row per (log, method, scale)
-    with the mean and std over seeds of every metric and, per metric in ``metrics``, the paired difference
+    with the mean and std over seeds of every metric and, per metric in ``metrics``, the mean's ``level``
+    interval over seeds (``<metric>_mean_low``, ``<metric>_mean_high``) and the paired difference
     against ``baseline`` (the unguided scale 0; the same agent and users, so the pairing removes both
     training and user noise): ``<metric>_diff``, ``<metric>_low``, ``<metric>_high``, ``<metric>_verdict``
     ("reproduces" = guidance raises it, "contradicted" = lowers it, or "not resolved at this budget")."""
     long = energy_runs_long(runs)
     summary = summarise_runs(long, ["log", "method", "scale"])
     for metric in metrics:
+        means = [mean_interval(part[metric].dropna().to_numpy(), level)
+                 for _, part in long.groupby(["log", "method", "scale"], sort=False)]
+        summary[f"{metric}_mean_low"] = [m.low for m in means]
+        summary[f"{metric}_mean_high"] = [m.high for m in means]
         cells = []
         for log, method, scale in summary[["log", "method", "scale"]].itertuples(index=False):
             where = {"log": log, "method": method}

@@ -12,16 +12,18 @@ from IPython.display import HTML
 from plotly.subplots import make_subplots
 
 from ..io import atomic_write_text
-from ..studies import format_table
+from ..studies import format_summary
 from .widgets import make_explorer
 
-__all__ = ["study_figure", "rq1_figure", "rq2_figure", "rq3_figure", "rq4_figure", "rq5_figure", "write_report",
+__all__ = ["study_figure", "rq1_figure", "rq2_figure", "rq3_figure", "rq4_figure", "rq5_figure", "energy_figure",
+           "write_report",
            "PAPER_SHAPES", "side_by_side", "beside_figure", "comparison_explorer"]
 
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf", "#7f7f7f", "#bcbd22")
 PAPER_SHAPES = {"rq1": "Tables 1–2: R_cumu, R_avg, Length, CTR per method and encoder",
                 "rq2": "Table 3: CTR by interaction length", "rq3": "Fig. 3b: the number of diffusion steps N",
-                "rq4": "Fig. 3c: ablations −E and −A", "rq5": "Table 4: backbones × plug-ins"}
+                "rq4": "Fig. 3c: ablations −E and −A", "rq5": "Table 4: backbones × plug-ins",
+                "energy": "the kit's energy study: return against the guidance scale, per behaviour log"}
 
 
 def _bars(fig: go.Figure, summary: pd.DataFrame, x: str, metric: str, name: str, color: str, row: int = 1,
@@ -88,7 +90,41 @@ def rq5_figure(summary: pd.DataFrame) -> go.Figure:
     return _method_bars(summary)
 
 
-FIGURES = {"rq1": rq1_figure, "rq2": rq2_figure, "rq3": rq3_figure, "rq4": rq4_figure, "rq5": rq5_figure}
+def _interval_trace(x, y, low, high, name: str, color: str, showlegend: bool) -> go.Scatter:
+    """Markers and lines with asymmetric error bars from an interval (none where it is infinite: one seed)."""
+    y, low, high = (pd.Series(v, dtype=float).reset_index(drop=True) for v in (y, low, high))
+    finite = low.abs().lt(float("inf")) & high.abs().lt(float("inf"))
+    return go.Scatter(x=list(x), y=y, mode="lines+markers", name=name, legendgroup=name, showlegend=showlegend,
+                      line=dict(color=color), error_y=dict(type="data", symmetric=False, array=(high - y).where(finite),
+                                                           arrayminus=(y - low).where(finite)),
+                      hovertemplate=f"{name}<br>scale %{{x}}: %{{y:.3g}}<extra></extra>")
+
+
+def energy_figure(table: pd.DataFrame, metric: str = "R_cumu") -> go.Figure:
+    """The energy study: one column per behaviour log; top, ``metric`` against the guidance scale (mean over
+    seeds with its 95 % interval); bottom, the paired difference from scale 0 (the same agents and users
+    unguided) with its 95 % interval and a line at 0. One colour per method."""
+    logs = list(dict.fromkeys(table["log"]))
+    fig = make_subplots(rows=2, cols=len(logs), shared_xaxes=True, vertical_spacing=0.12,
+                        subplot_titles=[f"{log} log" for log in logs] + [""] * len(logs))
+    for k, method in enumerate(dict.fromkeys(table["method"])):
+        for col, log in enumerate(logs, start=1):
+            part = table[(table["method"] == method) & (table["log"] == log)]
+            color = COLORS[k % len(COLORS)]
+            fig.add_trace(_interval_trace(part["scale"], part[f"{metric}_mean"], part[f"{metric}_mean_low"],
+                                          part[f"{metric}_mean_high"], method, color, col == 1), row=1, col=col)
+            fig.add_trace(_interval_trace(part["scale"], part[f"{metric}_diff"], part[f"{metric}_low"],
+                                          part[f"{metric}_high"], method, color, False), row=2, col=col)
+            fig.add_hline(y=0, line=dict(color="#888", dash="dot"), row=2, col=col)
+            fig.update_xaxes(title_text="guidance scale", row=2, col=col)
+    fig.update_yaxes(title_text=metric, row=1, col=1)
+    fig.update_yaxes(title_text=f"{metric} − unguided", row=2, col=1)
+    fig.update_layout(height=560, margin=dict(l=60, r=20, t=50, b=40), legend=dict(orientation="h", y=-0.12))
+    return fig
+
+
+FIGURES = {"rq1": rq1_figure, "rq2": rq2_figure, "rq3": rq3_figure, "rq4": rq4_figure, "rq5": rq5_figure,
+           "energy": energy_figure}
 
 
 def study_figure(name: str, table: pd.DataFrame) -> go.Figure:
@@ -99,7 +135,7 @@ def study_figure(name: str, table: pd.DataFrame) -> go.Figure:
 
 
 def _table_html(name: str, table: pd.DataFrame) -> str:
-    shown = table if name == "rq2" else format_table(table)
+    shown = format_summary(table)  # mean ± std; rq2 in Table 3's shape; energy with its paired differences
     return shown.to_html(index=False, float_format=lambda v: f"{v:.3f}", border=0, classes="results")
 
 
