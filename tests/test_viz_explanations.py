@@ -121,6 +121,11 @@ def test_score_field_explorer_follows_its_slider_with_one_scale(oracle_policy):
     static = viz.score_field_figure(oracle_policy, toy, 3, user=0, n=20, seed=1, resolution=5)
     np.testing.assert_allclose(arrows(explorer.figure.data[0])[1], arrows(static.data[0])[1], rtol=1e-6)
     np.testing.assert_allclose(points(trace(explorer.figure, "ends on")[0]), points(trace(static, "ends on")[0]))
+    explorer.controls["same_scale"].value = False  # each step rescaled: its longest arrow spans one cell (3 / 4)
+    rescaled = arrows(explorer.figure.data[0])[1]
+    assert np.linalg.norm(rescaled, axis=1).max() == pytest.approx(0.75, rel=1e-6)
+    np.testing.assert_allclose(rescaled, arrows(viz.score_field_figure(oracle_policy, toy, 3, n=20, seed=1, resolution=5,
+                                                                         same_scale=False).data[0])[1], rtol=1e-6)
 
 
 # --- notebook 05: the guided score as a sum -------------------------------------------------------------------------

@@ -295,6 +295,7 @@ def score_field_figure(
     resolution: int = 15,
     arrow_scale: float | None = None,
     trajectory: object | None = None,
+    same_scale: bool = True,
 ) -> go.Figure:
     """Notebook 02: what the trained ε-network knows at step i, as arrows over the action plane (left) beside
     the chain's samples a^i at that step (right), for ``user``'s state.
@@ -305,7 +306,9 @@ def score_field_figure(
     at the middle of the behaviour; as i → 1 they shrink (little noise is left) and sharpen (each points at
     its nearest mode). Arrows are drawn ``arrow_scale`` × their true length; by default the scale makes the
     longest arrow at i = N span one grid cell, the same for every i of this policy and state, so the arrows
-    of different steps can be compared.
+    of different steps can be compared. ``same_scale=False`` instead rescales at every step so that this step's
+    longest arrow spans one cell: lengths can no longer be compared across steps, directions can be read at
+    every step (small i: each arrow points at its nearest mode).
 
     ``trajectory`` (``policy.sample(..., return_trajectory=True)[1]`` for ``n`` copies of the state) is
     drawn when not given, with ``torch.Generator().manual_seed(seed)``; pass it to reuse one draw across steps.
@@ -315,16 +318,17 @@ def score_field_figure(
     state = toy.states_for(user, 1)[0]
     field = score_field(policy, state, step, resolution)
     spacing = 3.0 / (resolution - 1)
+    arrows = _denoising_arrows(field)
+    lengths = np.hypot(arrows[:, 0], arrows[:, 1])
     if arrow_scale is None:
-        arrow_scale = _arrow_scale(policy, state, resolution)
+        arrow_scale = (_arrow_scale(policy, state, resolution) if same_scale
+                       else spacing / max(float(lengths.max()), 1e-12))
     if not np.isfinite(arrow_scale) or arrow_scale <= 0:
         raise ValueError(f"arrow_scale must be a positive number, got {arrow_scale}.")
     traj = as_numpy(trajectory) if trajectory is not None else _reverse_chain(policy, toy, user, n, seed)
     if traj.shape[0] != n_steps + 1:
         raise ValueError(f"trajectory must have N + 1 = {n_steps + 1} steps (from policy.sample(..., "
                          f"return_trajectory=True)), got {traj.shape[0]}.")
-    arrows = _denoising_arrows(field)
-    lengths = np.hypot(arrows[:, 0], arrows[:, 1])
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.08, subplot_titles=(
         f"−√(1−ᾱ<sub>i</sub>) ε<sub>θ</sub> = (1−ᾱ<sub>i</sub>) ∇log μ<sub>i</sub>, drawn ×{arrow_scale:.2g}",
         "the chains' samples a<sup>i</sup> at this step"))
@@ -359,9 +363,11 @@ def score_field_explorer(
     user: int = 0,
     step: int | None = None,
 ) -> Explorer:
-    """Notebook 02: a user dropdown, a slider over i (1 … N) and ▶ (from N down to 1) driving
-    ``score_field_figure``. The chains are drawn once per user (``explorer.trajectory_of(user)``) and the
-    arrow scale is fixed per user, so moving the slider only changes what the network says at that step."""
+    """Notebook 02: a user dropdown, a slider over i (1 … N), ▶ (from N down to 1) and a "one arrow scale for
+    every step" checkbox driving ``score_field_figure``. The chains are drawn once per user
+    (``explorer.trajectory_of(user)``); with the box ticked the arrow scale is fixed per user, so moving the
+    slider only changes what the network says at that step (arrows shrink as i → 1); unticked, each step is
+    rescaled so that the directions stay readable."""
     trajectories: dict[int, np.ndarray] = {}
     scales: dict[int, float] = {}
 
@@ -377,17 +383,20 @@ def score_field_explorer(
 
     dropdown = _user_dropdown(toy, user)
     slider = step_slider(policy.n_steps if step is None else step, 1, policy.n_steps)
+    same = widgets.Checkbox(value=True, description="one arrow scale for every step", indent=False)
     explorer = make_explorer(
-        {"user": dropdown, "step": slider, "play": play_button(slider, reverse=True)},
+        {"user": dropdown, "step": slider, "play": play_button(slider, reverse=True), "same_scale": same},
         lambda: score_field_figure(policy, toy, slider.value, user=dropdown.value, resolution=resolution,
-                                   arrow_scale=scale_of(dropdown.value), trajectory=trajectory_of(dropdown.value)),
-        watch=("user", "step"),
+                                   arrow_scale=scale_of(dropdown.value) if same.value else None,
+                                   trajectory=trajectory_of(dropdown.value), same_scale=same.value),
+        watch=("user", "step", "same_scale"),
     )
     explorer.trajectory_of = trajectory_of
     explorer.message.value = info_html(
         "Press ▶ or drag from i = N to 1. Left: at each grid point, the noise the network would remove; right: "
         "where the chains are at that step. Large i: all arrows point to the middle and the cloud is noise. "
-        "Small i: short arrows that split towards the modes, and the cloud has split the same way."
+        "Small i: short arrows that split towards the modes, and the cloud has split the same way. Untick the "
+        "box to rescale each step and read the directions at small i."
     )
     return explorer
 
