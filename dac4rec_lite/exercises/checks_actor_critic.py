@@ -6,6 +6,7 @@ Every reference calls the core (``DiffusionPolicy``, ``energy.min_q``, ``DAC4Rec
 """
 from __future__ import annotations
 
+import sys
 from typing import Callable
 
 import torch
@@ -26,12 +27,15 @@ __all__ = ["ACTION_APPROXIMATION", "TD_TARGET", "Q_LOSS", "AWR_WEIGHT", "SOFT_UP
 
 
 def agent_methods(*names: str) -> list[tuple[str, Callable]]:
-    """(``"DAC4Rec.td_target"``, function) for each agent class of the kit that has a method of these names."""
+    """(``"DAC4Rec.td_target"``, function) for every class of the kit's agents package (the agents and the parts
+    they are built from, whatever module holds them) that has a method of one of these names."""
+    classes = [getattr(agents, n) for n in getattr(agents, "__all__", []) if isinstance(getattr(agents, n, None), type)]
+    for module_name, module in list(sys.modules.items()):
+        if module_name.startswith(agents.__name__ + ".") and module is not None:
+            classes += [c for c in vars(module).values() if isinstance(c, type) and c.__module__ == module_name]
     found = []
-    for class_name in getattr(agents, "__all__", []):
-        cls = getattr(agents, class_name, None)
-        if isinstance(cls, type):
-            found += [(f"{class_name}.{name}", getattr(cls, name)) for name in names if callable(getattr(cls, name, None))]
+    for cls in dict.fromkeys(classes):  # each class once, the public agents first
+        found += [(f"{cls.__name__}.{name}", getattr(cls, name)) for name in names if callable(getattr(cls, name, None))]
     return found
 
 
