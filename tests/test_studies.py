@@ -463,3 +463,14 @@ def test_energy_figure_and_summary_show_the_intervals(tmp_path):
     np.testing.assert_allclose(np.asarray(bottom.y) - np.asarray(bottom.error_y.arrayminus), table["R_cumu_low"])
     text = open(write_report({"energy": table}, tmp_path / "r.html"), encoding="utf-8").read()
     assert "guidance scale" in text and "baseline" in text
+
+
+def test_bandit_contrast_guidance_with_exact_models_reaches_the_best_blob():
+    from dac4rec_lite.experiments.guidance import bandit_guidance_by_scale
+
+    table = bandit_guidance_by_scale(scales=(0.0, 2.0), n_seeds=3, n_samples=200, n_steps=10).set_index("scale")
+    # unguided, the exact behaviour puts a quarter of its actions on each blob (mean reward (3+0+1.5+5)/4)
+    assert table.loc[0.0, "best_blob"] == pytest.approx(0.25, abs=0.06)
+    assert table.loc[0.0, "mean_reward"] == pytest.approx(2.375, abs=0.35)
+    assert table.loc[2.0, "best_blob"] > 0.95 and table.loc[2.0, "reward_verdict"] == "reproduces"
+    assert table.loc[2.0, "reward_low"] > 2.0

@@ -9,6 +9,9 @@
   (seeds) as the guidance scale grows.
 * ``importance_energy_estimate`` / ``mse_target_error`` — the paper-literal (MSE, Eq. 25) training target,
   a self-normalised importance estimate of ℰ_i, and how far it is from the exact ℰ_i for K supports.
+* ``ExactBehaviourEps`` / ``bandit_guidance_by_scale`` — guidance where it is known to work: the exact
+  behaviour (its ε* by Tweedie's formula) guided by the exact energy, reward against scale with paired
+  intervals over seeds, in the same layout as the simulator's energy study (notebook 07's contrast).
 
 Everything is seeded: a study with the same arguments returns the same numbers.
 """
@@ -22,11 +25,14 @@ import torch
 
 from ..data.toy import CornerBandit
 from ..diffusion import DiffusionPolicy, VPSchedule
+from ..diffusion.analysis import mixture_score
 from ..energy import EnergyGuidance, importance_energy_estimate, min_q
+from .paired import paired_contrast
 
 __all__ = [
     "grid_axis", "energy_grid", "bandit_energy", "guided_sample", "sample_summary", "summary_table",
-    "reward_spread_by_scale", "q_values", "importance_energy_estimate", "mse_target_error",
+    "reward_spread_by_scale", "q_values", "importance_energy_estimate", "mse_target_error", "ExactBehaviourEps",
+    "bandit_guidance_by_scale",
 ]
 
 EnergyFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -226,3 +232,53 @@ def mse_target_error(
             error = estimate - truth
             rows.append({"K": k, "i": i, "bias": float(error.mean()), "rmse": float(error.pow(2).mean().sqrt())})
     return pd.DataFrame(rows)
+
+
+class ExactBehaviourEps(torch.nn.Module):
+    """The corner bandit's behaviour as an exact ε-model: ε*(a_i) = −√(1 − ᾱ_i) ∇ log μ_i(a_i) (Tweedie's
+    formula, with ``diffusion.analysis.mixture_score``), what a perfectly trained ε_θ would predict. Pass it as
+    ``DiffusionPolicy(..., eps_model=ExactBehaviourEps(bandit, schedule))``; the blobs' ±1 clip is ignored."""
+
+    def __init__(self, bandit: CornerBandit, schedule: VPSchedule):
+        super().__init__()
+        self.bandit, self.schedule = bandit, schedule
+        self.register_buffer("centres", torch.as_tensor(bandit.centres, dtype=torch.float64))
+
+    def forward(self, state: torch.Tensor, a_i: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
+        steps = torch.unique(i)
+        if steps.numel() != 1:
+            raise ValueError("ExactBehaviourEps takes one step for the whole batch (as the samplers call it).")
+        step = int(steps.item())
+        alpha_bar = float(self.schedule.alphas_cumprod[step - 1])
+        score = mixture_score(self.schedule, a_i, step, self.centres, self.bandit.std)
+        return -(1.0 - alpha_bar) ** 0.5 * score
+
+
+def bandit_guidance_by_scale(scales: Sequence[float] = (0.0, 0.5, 1.0, 2.0, 4.0), n_seeds: int = 5,
+                             n_samples: int = 500, beta: float = 3.0, n_steps: int = 20, seed: int = 0,
+                             level: float = 0.95) -> pd.DataFrame:
+    """Energy guidance where the model is exact: the corner bandit's behaviour (``ExactBehaviourEps``) guided
+    by its exact intermediate energy (``bandit_energy``, β = ``beta``), for every scale. Each seed draws
+    ``n_samples`` actions with the same generator at every scale (scale 0 is the unguided behaviour), so
+    scales are compared pairwise. One row per scale: ``mean_reward`` (mean over seeds of each draw's mean
+    true reward) with its ``level`` interval, ``best_blob``, and the paired difference from scale 0
+    (``reward_diff``, ``reward_low``, ``reward_high``, ``reward_verdict``: "reproduces" = guidance raises the
+    reward) — the layout of ``experiments.studies.energy_table``."""
+    bandit = CornerBandit()
+    schedule = VPSchedule(n_steps)
+    policy = DiffusionPolicy(bandit.obs_dim, bandit.action_dim, schedule,
+                             eps_model=ExactBehaviourEps(bandit, schedule))
+    raw = reward_spread_by_scale(policy, bandit_energy(bandit, schedule, beta), bandit, scales, n_seeds, n_samples,
+                                 seed=seed, per_seed=True)
+    rows = []
+    for scale in dict.fromkeys(float(s) for s in scales):
+        mean = paired_contrast(raw, [({"scale": scale}, 1.0)], "mean_reward", level=level)
+        diff = paired_contrast(raw, [({"scale": scale}, 1.0), ({"scale": 0.0}, -1.0)], "mean_reward", level=level)
+        rows.append({"scale": scale, "n_seeds": mean.n, "mean_reward": mean.estimate, "mean_reward_low": mean.low,
+                     "mean_reward_high": mean.high,
+                     "best_blob": float(raw.loc[raw["scale"] == scale, "best_blob"].mean()),
+                     "reward_diff": diff.estimate, "reward_low": diff.low, "reward_high": diff.high,
+                     "reward_verdict": "baseline" if scale == 0.0 else diff.verdict})
+    table = pd.DataFrame(rows)
+    table.attrs["runs"] = raw
+    return table
