@@ -61,7 +61,14 @@ def write_checkpoint(path: str | os.PathLike[str], checkpoint: dict[str, Any]) -
     interrupted or failed save leaves the previous file at ``path`` intact."""
     payload = dict(checkpoint, format=CHECKPOINT_FORMAT)
     payload["digest"] = content_digest(payload["weights"], payload.get("rng"))
-    atomic_write(path, lambda f: torch.save(payload, f))
+    try:
+        atomic_write(path, lambda f: torch.save(payload, f))
+    except RuntimeError as err:  # torch reports a failed write (disk full, size limit) as its own error
+        cause = err.__context__
+        if isinstance(cause, OSError):
+            raise OSError(cause.errno, f"could not write the checkpoint {path!s} ({cause.strerror}); the previous "
+                                       "file there, if any, is unchanged") from err
+        raise
 
 
 def read_checkpoint(path: str | os.PathLike[str]) -> dict:
