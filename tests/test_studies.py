@@ -471,6 +471,8 @@ def test_bandit_contrast_guidance_with_exact_models_reaches_the_best_blob():
     table = bandit_guidance_by_scale(scales=(0.0, 2.0), n_seeds=3, n_samples=200, n_steps=10).set_index("scale")
     # unguided, the exact behaviour puts a quarter of its actions on each blob (mean reward (3+0+1.5+5)/4)
     assert table.loc[0.0, "best_blob"] == pytest.approx(0.25, abs=0.06)
-    assert table.loc[0.0, "mean_reward"] == pytest.approx(2.375, abs=0.35)
+    assert table.loc[0.0, "reward_mean"] == pytest.approx(2.375, abs=0.35)
     assert table.loc[2.0, "best_blob"] > 0.95 and table.loc[2.0, "reward_verdict"] == "reproduces"
     assert table.loc[2.0, "reward_low"] > 2.0
+    fig = study_viz.energy_figure(table.reset_index(), "reward")                     # drawn like the energy study
+    np.testing.assert_allclose(fig.data[0].y, table["reward_mean"])

@@ -260,10 +260,11 @@ def bandit_guidance_by_scale(scales: Sequence[float] = (0.0, 0.5, 1.0, 2.0, 4.0)
     """Energy guidance where the model is exact: the corner bandit's behaviour (``ExactBehaviourEps``) guided
     by its exact intermediate energy (``bandit_energy``, β = ``beta``), for every scale. Each seed draws
     ``n_samples`` actions with the same generator at every scale (scale 0 is the unguided behaviour), so
-    scales are compared pairwise. One row per scale: ``mean_reward`` (mean over seeds of each draw's mean
-    true reward) with its ``level`` interval, ``best_blob``, and the paired difference from scale 0
-    (``reward_diff``, ``reward_low``, ``reward_high``, ``reward_verdict``: "reproduces" = guidance raises the
-    reward) — the layout of ``experiments.studies.energy_table``."""
+    scales are compared pairwise. One row per scale: ``reward_mean`` (mean over seeds of each draw's mean
+    true reward) with its ``level`` interval (``reward_mean_low``, ``reward_mean_high``), ``best_blob``, and
+    the paired difference from scale 0 (``reward_diff``, ``reward_low``, ``reward_high``, ``reward_verdict``:
+    "reproduces" = guidance raises the reward) — the layout of ``experiments.studies.energy_table`` (with
+    ``log`` and ``method`` columns), so ``viz.studies.energy_figure(table, "reward")`` draws it."""
     bandit = CornerBandit()
     schedule = VPSchedule(n_steps)
     policy = DiffusionPolicy(bandit.obs_dim, bandit.action_dim, schedule,
@@ -274,9 +275,9 @@ def bandit_guidance_by_scale(scales: Sequence[float] = (0.0, 0.5, 1.0, 2.0, 4.0)
     for scale in dict.fromkeys(float(s) for s in scales):
         mean = paired_contrast(raw, [({"scale": scale}, 1.0)], "mean_reward", level=level)
         diff = paired_contrast(raw, [({"scale": scale}, 1.0), ({"scale": 0.0}, -1.0)], "mean_reward", level=level)
-        rows.append({"scale": scale, "n_seeds": mean.n, "mean_reward": mean.estimate, "mean_reward_low": mean.low,
-                     "mean_reward_high": mean.high,
-                     "best_blob": float(raw.loc[raw["scale"] == scale, "best_blob"].mean()),
+        rows.append({"log": "corner bandit", "method": "exact behaviour + exact energy", "scale": scale,
+                     "n_seeds": mean.n, "reward_mean": mean.estimate, "reward_mean_low": mean.low,
+                     "reward_mean_high": mean.high, "best_blob": float(raw.loc[raw["scale"] == scale, "best_blob"].mean()),
                      "reward_diff": diff.estimate, "reward_low": diff.low, "reward_high": diff.high,
                      "reward_verdict": "baseline" if scale == 0.0 else diff.verdict})
     table = pd.DataFrame(rows)
