@@ -167,6 +167,20 @@ def test_score_decomposition_figure_is_prior_plus_energy_on_one_scale(oracle_pol
     assert [t.type for t in fig.data].count("heatmap") == 1
 
 
+def test_score_decomposition_explorer_follows_step_and_scale(oracle_policy):
+    explorer = viz.score_decomposition_explorer(oracle_policy, linear_energy, [1.0, 0.0, 0.0], bandit=BANDIT, step=2,
+                                                resolution=5)
+    explorer.controls["step"].value = 9
+    explorer.controls["scale"].value = 0.0  # no push: the guided score is the behaviour's
+    static = viz.score_decomposition_figure(oracle_policy, linear_energy, [1.0, 0.0, 0.0], 9, scale=0.0, resolution=5)
+    got = {t.name: arrows(t)[1] for t in explorer.figure.data if t.type == "scatter"}
+    want = {t.name: arrows(t)[1] for t in static.data if t.type == "scatter"}
+    for name in want:
+        np.testing.assert_allclose(got[name], want[name], rtol=1e-6)
+    np.testing.assert_allclose(got["∇log π<sub>i</sub>"], got["∇log μ<sub>i</sub>"])
+    assert np.all(got["scale·∇f"] == 0)
+
+
 # --- notebook 04: ∂Q/∂a and the training film --------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

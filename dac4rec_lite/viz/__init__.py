@@ -28,6 +28,7 @@ from .guidance import (
     guided_trajectory_explorer,
     guided_trajectory_figure,
     reward_spread_figure,
+    score_decomposition_explorer,
     score_decomposition_figure,
 )
 from .policy import (
@@ -79,7 +80,8 @@ __all__ = [
     "bandit_policy_figure", "contextual_policy_figure", "q_weight_sweep_figure", "q_gradient_figure",
     "training_animation_figure", "q_training_panel",
     # 05 energy guidance
-    "energy_heatmap_figure", "score_decomposition_figure", "guided_trajectory_figure", "guidance_scale_figure",
+    "energy_heatmap_figure", "score_decomposition_figure", "score_decomposition_explorer", "guided_trajectory_figure",
+    "guidance_scale_figure",
     "reward_spread_figure", "energy_explorer", "guided_trajectory_explorer", "guidance_scale_explorer",
     # 06 the recommendation simulator
     "session_traces", "session_figure", "session_explorer", "metrics_table", "metrics_figure",

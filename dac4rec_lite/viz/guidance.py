@@ -36,7 +36,8 @@ from .style import (
 from .widgets import Explorer, info_html, make_explorer, play_button, step_slider
 
 __all__ = ["energy_heatmap_figure", "score_decomposition_figure", "guided_trajectory_figure", "guidance_scale_figure",
-           "reward_spread_figure", "energy_explorer", "guided_trajectory_explorer", "guidance_scale_explorer"]
+           "reward_spread_figure", "score_decomposition_explorer", "energy_explorer", "guided_trajectory_explorer",
+           "guidance_scale_explorer"]
 
 _GUIDANCE_COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#000000")
 _REFERENCE_COLOR = "#8C8C8C"
@@ -127,7 +128,7 @@ def score_decomposition_figure(
     step: int,
     scale: float = 1.0,
     bandit: CornerBandit | None = None,
-    resolution: int = 15,
+    resolution: int = 11,
     bound: float = 1.5,
     context: int = 0,
 ) -> go.Figure:
@@ -416,5 +417,35 @@ def guidance_scale_explorer(
     explorer.message.value = info_html(
         "Scale 0 is the behaviour policy; scale 1 targets π* ∝ exp(βQ) μ (Eq. 21); larger scales sharpen it "
         "further (roughly a larger β). Watch the share on the best blob and the Q histogram move right."
+    )
+    return explorer
+
+
+def score_decomposition_explorer(
+    policy: DiffusionPolicy,
+    energy: Callable,
+    state: object,
+    bandit: CornerBandit | None = None,
+    scale: float = 1.0,
+    max_scale: float = 6.0,
+    step: int = 1,
+    resolution: int = 11,
+    context: int = 0,
+) -> Explorer:
+    """Notebook 05: a slider over the step i (1 … N), ▶ (from N down to 1) and a scale slider driving
+    ``score_decomposition_figure`` for one ``state``: watch the energy's push take over from the behaviour's
+    score as i → 1, and grow with the scale (scale 0: the right panel is the left one)."""
+    slider = step_slider(step, 1, policy.n_steps)
+    scale_slider = widgets.FloatSlider(value=scale, min=0.0, max=max_scale, step=0.25, description="scale",
+                                       continuous_update=False, layout=widgets.Layout(width="320px"))
+    explorer = make_explorer(
+        {"step": slider, "play": play_button(slider, reverse=True), "scale": scale_slider},
+        lambda: score_decomposition_figure(policy, energy, state, slider.value, scale=scale_slider.value,
+                                           bandit=bandit, resolution=resolution, context=context),
+        watch=("step", "scale"),
+    )
+    explorer.message.value = info_html(
+        "Left + middle = right, arrow by arrow (Eq. 24). Large i: the behaviour's score pulls every a<sup>i</sup> to "
+        "the middle and the energy's push is a gentle slope. Small i: the push points at the best blob."
     )
     return explorer

@@ -260,19 +260,19 @@ def training_animation_figure(snapshots: pd.DataFrame, bandit: CornerBandit, con
     fig.frames = frames
     animate = dict(frame=dict(duration=frame_ms, redraw=True), transition=dict(duration=0), mode="immediate")
     fig.update_layout(
-        updatemenus=[dict(type="buttons", direction="left", x=0, y=-0.12, xanchor="left", yanchor="top",
+        updatemenus=[dict(type="buttons", direction="left", x=0, y=-0.2, xanchor="left", yanchor="top",
                           buttons=[dict(label="▶ play", method="animate", args=[None, {**animate, "fromcurrent": True}]),
                                    dict(label="❚❚ pause", method="animate",
                                         args=[[None], dict(frame=dict(duration=0, redraw=False), mode="immediate")])])],
-        sliders=[dict(active=0, x=0.18, len=0.82, y=-0.08, currentvalue=dict(prefix="updates: "),
+        sliders=[dict(active=0, x=0.18, len=0.82, y=-0.14, currentvalue=dict(prefix="updates: "),
                       steps=[dict(label=str(u), method="animate", args=[[str(u)], animate]) for u in updates])],
     )
     blob_circles(fig, bandit, len(runs), context)
     action_box(fig, len(runs))
     action_axes(fig, len(runs))
-    fig.update_layout(template=TEMPLATE, height=500, margin=dict(t=110, l=50, r=20, b=120),
+    fig.update_layout(template=TEMPLATE, height=560, margin=dict(t=110, l=50, r=20, b=170),
                       title=dict(x=0.01, y=0.97, text=title_at(updates[0])),
-                      legend=dict(orientation="h", yanchor="top", y=-0.3, x=0, itemsizing="constant"))
+                      legend=dict(orientation="h", yanchor="top", y=-0.5, x=0, itemsizing="constant"))
     return fig
 
 
