@@ -9,13 +9,13 @@ from .experiments.methods import (BEHAVIOUR_LOGS, METHOD_BATCH_SIZE, METHODS, ME
 from .experiments.paired import paired_contrast, paired_differences
 from .experiments.results import format_summary, format_table, load_or_run, load_saved
 from .experiments.studies import (ENERGY_METHODS, ENERGY_SCALES, RQ1_METHODS, RQ2_METHODS, RQ4_METHODS, RQ5_METHODS,
-                                  STUDIES, bucket_runs, energy, energy_runs_long, energy_table, rq1, rq2, rq3, rq4,
+                                  STUDIES, bucket_runs, energy, energy_runs_long, energy_summary, energy_table, rq1, rq2, rq3, rq4,
                                   rq5, run_study, summarise_runs)
 
 __all__ = ["STUDIES", "STUDY_SETTINGS", "METHODS", "METHOD_BATCH_SIZE", "METRICS", "BEHAVIOUR_LOGS", "batch_size_for",
            "Run", "EnergyRun", "execute_run", "run_study", "rq1", "rq2", "rq3", "rq4", "rq5", "energy",
            "RQ1_METHODS", "RQ2_METHODS", "RQ4_METHODS", "RQ5_METHODS", "ENERGY_METHODS", "ENERGY_SCALES",
-           "summarise_runs", "bucket_runs", "energy_runs_long", "energy_table", "format_table", "build_agent",
+           "summarise_runs", "bucket_runs", "energy_runs_long", "energy_table", "energy_summary", "format_table", "build_agent",
            "load_saved", "load_or_run", "paper_table", "PAPER_PROSE", "PAPER_RQ1_BASELINES", "VERDICTS",
            "check_claims", "compare_claims", "claims_summary", "format_summary", "paired_differences",
            "paired_contrast"]

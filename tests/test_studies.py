@@ -435,6 +435,9 @@ def test_energy_table_pairs_each_scale_with_the_unguided_agent():
     assert one["R_cumu_verdict"] == "reproduces" and table.loc[4.0, "R_cumu_verdict"] == "contradicted"
     long = studies.energy_runs_long(_energy_rows())
     assert len(long) == 9 and long.columns.tolist()[:5] == ["log", "method", "encoder", "scale", "seed"]
+    answer = studies.energy_summary(table.reset_index()).iloc[0]
+    assert (answer["raises"], answer["lowers"], answer["unresolved"], answer["answer"]) == (1, 1, 0, "mixed")
+    assert answer["best_scale"] == 1.0 and answer["best_diff"] == pytest.approx(1.1)
     claims = studies.check_claims("energy", table.reset_index())
     assert claims["claim"].str.contains("scale 1 helps DAC4Rec").any() and len(claims) == 4
 

@@ -59,6 +59,9 @@ class TrajectoryWindows:
     def __init__(self, dataset, context_length: int) -> None:
         if context_length < 1:
             raise ValueError(f"context_length must be >= 1, got {context_length}.")
+        if not hasattr(dataset, "to_dict"):
+            hint = "; build one with dl.OfflineDataset.from_dict(d)" if isinstance(dataset, dict) else ""
+            raise TypeError(f"fit expects an OfflineDataset (or TrajectoryWindows), got {type(dataset).__name__}{hint}.")
         d = dataset.to_dict()
         n = len(d["rewards"])
         ends = (d["terminals"] > 0.5) | (d["timeouts"] > 0.5)

@@ -39,7 +39,7 @@ from .methods import (BEHAVIOUR_LOGS, METRICS, STUDY_SETTINGS, EnergyRun, Run, b
 from .paired import mean_interval, paired_contrast
 
 __all__ = ["STUDIES", "RQ1_METHODS", "RQ2_METHODS", "RQ4_METHODS", "RQ5_METHODS", "ENERGY_METHODS",
-           "ENERGY_SCALES", "run_study", "summarise_runs", "bucket_runs", "energy_runs_long", "energy_table",
+           "ENERGY_SCALES", "run_study", "summarise_runs", "bucket_runs", "energy_runs_long", "energy_table", "energy_summary",
            "rq1", "rq2", "rq3", "rq4", "rq5", "energy"]
 
 RQ1_METHODS = ("BC", "TD3+BC", "DT", "DDPG", "TD3", "SAC", "DDPG+Diffusion", "SAC+Diffusion", "DAC4Rec")
@@ -232,6 +232,30 @@ def energy_table(runs: pd.DataFrame, baseline: float = 0.0, metrics: Sequence[st
                                         for c, s in zip(cells, summary["scale"])]
     summary.attrs["runs"] = runs
     return summary
+
+
+def energy_summary(table: pd.DataFrame, metric: str = "R_cumu") -> pd.DataFrame:
+    """The energy study's answer per (log, method), from ``energy_table`` (or any table in its layout): how
+    many guided scales raise ``metric`` over scale 0 (paired interval above 0), lower it (below 0) or leave it
+    unresolved; the scale with the largest mean difference (``best_scale``) with its difference and interval;
+    and ``answer``: "helps" (some scale raises it, none lowers it), "hurts" (the reverse), "mixed" (both) or
+    "not resolved at this budget" (no scale's interval excludes 0)."""
+    rows = []
+    for (log, method), part in table.groupby(["log", "method"], sort=False):
+        guided = part[part[f"{metric}_verdict"] != "baseline"]
+        if guided.empty:
+            raise ValueError(f"the {log} / {method} rows have no guided scale (only the baseline).")
+        verdicts = guided[f"{metric}_verdict"]
+        raises, lowers = int((verdicts == "reproduces").sum()), int((verdicts == "contradicted").sum())
+        best = guided.loc[guided[f"{metric}_diff"].idxmax()]
+        answer = ("mixed" if raises and lowers else "helps" if raises else "hurts" if lowers
+                  else "not resolved at this budget")
+        rows.append({"log": log, "method": method, "n_seeds": int(part["n_seeds"].min()), "n_scales": len(guided),
+                     "raises": raises, "lowers": lowers, "unresolved": len(guided) - raises - lowers,
+                     "best_scale": float(best["scale"]), "best_diff": float(best[f"{metric}_diff"]),
+                     "best_low": float(best[f"{metric}_low"]), "best_high": float(best[f"{metric}_high"]),
+                     "answer": answer})
+    return pd.DataFrame(rows)
 
 
 def energy(preset: str = "quick", seeds: Sequence[int] | None = None, methods: Sequence[str] = ENERGY_METHODS,
