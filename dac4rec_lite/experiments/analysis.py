@@ -9,7 +9,8 @@ functions so that notebooks can keep calling ``dl.viz.<name>``).
 * What the critic believes: ``critic_grid`` (min(Q₁, Q₂) on a grid of actions), ``critic_action_gradient``
   (∂Q/∂a on that grid, by autograd: the direction the Q term of Eq. 15 pushes actions) and
   ``critic_probe_table`` (Q at a few actions beside the true reward).
-* The one-step action approximation per step i (Eq. 13–14): ``approximation_errors``.
+* The one-step action approximation (Eq. 13–14): ``approximation_pairs`` (a⁰, a^i, â⁰ at one step) and
+  ``approximation_errors`` (its error at every step).
 * Score fields on a grid of a^i: ``score_field`` (∇ log μ_i = −ε_θ / √(1 − ᾱ_i), Eq. 14's noise prediction
   read as a score) and ``guided_score_field`` (the three terms of Eq. 24: ∇ log μ_i + scale·∇f = ∇ log π_i).
 * Training as a film: ``training_snapshots`` (the policy's samples after a few update counts, from the
@@ -34,7 +35,8 @@ from ..guidance_studies import grid_axis, sample_summary
 
 __all__ = [
     "ELSEWHERE", "grid_points", "bandit_samples", "bandit_outcome", "bandit_outcome_table", "mode_fraction_table",
-    "critic_grid", "critic_action_gradient", "critic_probe_table", "approximation_errors", "score_field",
+    "critic_grid", "critic_action_gradient", "critic_probe_table", "approximation_pairs", "approximation_errors",
+    "score_field",
     "guided_score_field", "training_snapshots",
 ]
 
@@ -64,7 +66,7 @@ def _one_state(state: object, device: torch.device) -> torch.Tensor:
 
 def _step(step: object, n_steps: int) -> int:
     if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or not 1 <= step <= n_steps:
-        raise ValueError(f"step must be an int in 1..{n_steps} (a score is defined for noised actions), got {step!r}.")
+        raise ValueError(f"step must be an int in 1..{n_steps} (a noised step: i = 0 is the clean action), got {step!r}.")
     return int(step)
 
 
@@ -189,6 +191,21 @@ def critic_probe_table(agent, bandit: CornerBandit, points: Mapping[str, tuple[f
 
 # --- the action approximation --------------------------------------------------------------------------------
 
+def approximation_pairs(policy: DiffusionPolicy, states: object, actions: object, step: int,
+                        seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(a⁰, ε, a^i, â⁰)`` on the CPU for a batch of dataset pairs (s, a⁰) at step i (Eq. 13–14): a^i =
+    √ᾱ_i a⁰ + √(1 − ᾱ_i) ε with ε drawn from ``torch.Generator().manual_seed(seed)``, and â⁰ =
+    ``policy.approximate_action(s, a⁰, generator=<same seed>, step=i)``, which draws that same ε. The same seed
+    gives the same ε at every step, so each pair moves along its own path as i changes."""
+    step = _step(step, policy.n_steps)
+    s, a0 = _tensor(states, policy.device), _tensor(actions, policy.device)
+    with torch.no_grad():
+        noise = torch.randn(a0.shape, generator=_seeded(policy.device, seed), device=policy.device)
+        noisy = policy.schedule.q_sample(a0, step, noise)
+        approx = policy.approximate_action(s, a0, generator=_seeded(policy.device, seed), step=step)
+    return a0.cpu(), noise.cpu(), noisy.cpu(), approx.cpu()
+
+
 def approximation_errors(policy: DiffusionPolicy, states: object, actions: object, seed: int = 0) -> pd.DataFrame:
     """How good is the one-step approximation at each step i? One row per i = 1..N, all on the same ε (from
     ``seed``), averaged over the rows of (states, actions):
@@ -202,15 +219,14 @@ def approximation_errors(policy: DiffusionPolicy, states: object, actions: objec
     Columns also ``step`` and ``alpha_bar``.
 
     Lives in ``dac4rec_lite.experiments.analysis``; ``dl.viz.approximation_errors`` is the same function, kept for the notebooks."""
-    s, a0 = _tensor(states, policy.device), _tensor(actions, policy.device)
+    s = _tensor(states, policy.device)
     rows = []
     with torch.no_grad():
-        noise = torch.randn(a0.shape, generator=_seeded(policy.device, seed), device=policy.device)
-        mean_guess = float(((a0 - a0.mean(dim=0)) ** 2).sum(dim=1).mean())
         for i in range(1, policy.n_steps + 1):
-            approx = policy.approximate_action(s, a0, generator=_seeded(policy.device, seed), step=i)
-            noisy = policy.schedule.q_sample(a0, i, noise)
-            eps = policy.eps_model(s, noisy, torch.full((len(a0),), i, dtype=torch.long, device=policy.device))
+            a0, noise, noisy, approx = approximation_pairs(policy, states, actions, i, seed)
+            steps = torch.full((len(a0),), i, dtype=torch.long, device=policy.device)
+            eps = policy.eps_model(s, noisy.to(policy.device), steps).cpu()
+            mean_guess = float(((a0 - a0.mean(dim=0)) ** 2).sum(dim=1).mean())
             alpha_bar = float(policy.schedule.alphas_cumprod[i - 1])
             rows.append({
                 "step": i, "alpha_bar": alpha_bar,

@@ -1,33 +1,25 @@
 """Notebook 03: the action approximation (Sec. 3.2, Eq. 13–14), as figures and a slider panel.
 
 ``approximation_figure`` / ``approximation_explorer`` show dataset actions a⁰, their noised a^i and the
-one-step estimates â⁰ at step i; ``approximation_error_figure`` draws ``approximation_errors`` (computed in
-``dac4rec_lite.experiments.analysis``); ``update_time_figure`` the cost of one policy update, approximation
+one-step estimates â⁰ at step i; ``approximation_error_figure`` draws ``approximation_errors`` (computed, like
+``approximation_pairs``, in ``dac4rec_lite.experiments.analysis``); ``update_time_figure`` the cost of one policy update, approximation
 against backpropagating through the chain."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-import torch
 from plotly.subplots import make_subplots
 
 from ..data.toy import CornerBandit
 from ..diffusion.policy import DiffusionPolicy
-from .style import ELSEWHERE, TEMPLATE, action_axes, as_numpy, blob_circles, blob_labels, cloud_traces
+from ..experiments.analysis import approximation_pairs
+from .style import ELSEWHERE, TEMPLATE, action_axes, blob_circles, blob_labels, cloud_traces
 from .widgets import Explorer, info_html, make_explorer, play_button, step_slider
 
 __all__ = ["approximation_figure", "approximation_error_figure", "update_time_figure", "approximation_explorer"]
 
 _METHOD_COLORS = {"action approximation": "#0072B2", "through the chain": "#D55E00"}
-
-
-def _on_device(x: object, device: torch.device) -> torch.Tensor:
-    return torch.as_tensor(as_numpy(x), dtype=torch.float32, device=device)
-
-
-def _seeded(device: torch.device, seed: int) -> torch.Generator:
-    return torch.Generator(device=device).manual_seed(seed)
 
 
 def approximation_figure(policy: DiffusionPolicy, states: object, actions: object, step: int, seed: int = 0,
@@ -40,15 +32,7 @@ def approximation_figure(policy: DiffusionPolicy, states: object, actions: objec
     coloured by the blob a⁰ comes from (with ``bandit``). Lines join a⁰ to its â⁰ for ``n_lines`` pairs. The
     title gives E‖â⁰ − a⁰‖² over the batch."""
     n_steps = policy.n_steps
-    if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or not 1 <= step <= n_steps:
-        raise ValueError(f"step must be an int in 1..{n_steps} (the approximation noises to a step i >= 1), got {step!r}.")
-    step = int(step)
-    s, a0 = _on_device(states, policy.device), _on_device(actions, policy.device)
-    with torch.no_grad():
-        noise = torch.randn(a0.shape, generator=_seeded(policy.device, seed), device=policy.device)  # = approximate_action's ε
-        noisy = policy.schedule.q_sample(a0, step, noise).cpu().numpy()
-        approx = policy.approximate_action(s, a0, generator=_seeded(policy.device, seed), step=step).cpu().numpy()
-    clean = a0.cpu().numpy()
+    clean, _, noisy, approx = (x.numpy() for x in approximation_pairs(policy, states, actions, step, seed))
     error = float(np.mean(np.sum((approx - clean) ** 2, axis=1)))
     labels = blob_labels(bandit, clean) if bandit is not None else None
     order = [*bandit.blob_names, ELSEWHERE] if bandit is not None else []
