@@ -174,6 +174,13 @@ def test_fit_refuses_bad_arguments(name, kwargs, error, phrase, data):
     assert agent.n_updates == 0
 
 
+@pytest.mark.parametrize("dataset, phrase", [(make_dict(), "from_dict"), ([1, 2], "expects an OfflineDataset")],
+                         ids=["dict", "list"])
+def test_decision_transformer_fit_refuses_what_is_not_a_dataset(dataset, phrase):
+    with pytest.raises(TypeError, match=phrase):
+        dl.DecisionTransformer(OBS, ACT).fit(dataset, 2, progress=False)
+
+
 ACT_CASES = [
     ("numpy generator", {"generator": np.random.default_rng(0)}, TypeError, "torch.Generator"),
     ("int generator", {"generator": 0}, TypeError, "torch.Generator"),
