@@ -174,7 +174,9 @@ class OfflineAgent:
     def load(cls, path: str | os.PathLike[str], device: str | torch.device = "cpu", **overrides: Any):
         """Rebuild the agent from the config stored beside the weights, then load the weights.
 
-        ``overrides`` replace config fields that do not change any network's shape (e.g. ``device``)."""
+        ``overrides`` replace config fields that do not change any network's shape (e.g. ``device``). The file's
+        digest is verified first (a changed byte is a ``ValueError``); checkpoints written before digests,
+        optimiser and generator states were saved still load, unverified, with fresh optimisers and generators."""
         checkpoint = cls._read_checkpoint(path)
         config = dict(checkpoint["config"], device=str(device), **overrides)
         agent = cls(**config)
