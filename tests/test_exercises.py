@@ -15,7 +15,6 @@ from pathlib import Path
 import nbformat
 import pytest
 import torch
-import torch.nn.functional as F
 
 import dac4rec_lite as dl
 from dac4rec_lite import exercises as ex

@@ -18,7 +18,7 @@ from ..diffusion import DiffusionPolicy, VPSchedule
 from ..energy import min_q
 from .cases import (
     ACTION_DIM, BATCH, GRAD_WORDS, HIDDEN, NO_GRAD, NO_LAST_STEP, N_STEPS, STATE_DIM, WITH_ENDS, ZERO_BASED,
-    ALPHA_FOR_ALPHA_BAR, CheckedCritic, column_hint, denoise_case, flat_grad, gen, grad_probe, index_error_hint,
+    CheckedCritic, column_hint, denoise_case, flat_grad, gen, grad_probe, index_error_hint,
     noised, normal, policy_reference, uniform,
 )
 from .harness import Case, Exercise, Mistake

@@ -14,7 +14,7 @@ import torch
 from ..agents import DAC4Rec
 from ..diffusion import DiffusionPolicy, VPSchedule
 from .cases import (
-    ACTION_DIM, ALPHA_FOR_ALPHA_BAR, BATCH, GRAD_WORDS, NO_GRAD, NO_LAST_STEP, NO_SQRT, N_STEPS, SCHEDULE, STATE_DIM,
+    ACTION_DIM, ALPHA_FOR_ALPHA_BAR, BATCH, GRAD_WORDS, NO_GRAD, NO_LAST_STEP, NO_SQRT, N_STEPS, SCHEDULE,
     WITH_ENDS, ZERO_BASED, ScheduleTables, denoise_case, grad_probe, index_error_hint, column_hint, make_steps, noised,
     normal, policy_reference, table_column, tables, uniform,
 )
