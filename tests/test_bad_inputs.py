@@ -244,6 +244,8 @@ CHECKPOINT_CASES = [
      "do not match the digest"),
     ("rng damaged", lambda ck: (ck.__setitem__("rng", {"device": "cpu"}), ck.pop("digest")),
      "generator states are damaged"),
+    ("optimiser of another shape", lambda ck: (ck["optimizers"]["critic_optimizer"]["param_groups"][0]["params"].pop(),
+                                                ck.pop("digest")), "optimiser 'critic_optimizer' does not fit"),
     ("another agent class", lambda ck: ck.__setitem__("agent", "DDPG"), r"load it with dl\.DDPG\.load"),
     ("other config", lambda ck: ck["config"].__setitem__("hidden_dim", 16), "hidden_dim: checkpoint 16 vs this agent 8"),
 ]
@@ -252,8 +254,12 @@ CHECKPOINT_CASES = [
 @pytest.mark.parametrize("name, change, phrase", CHECKPOINT_CASES, ids=[c[0] for c in CHECKPOINT_CASES])
 def test_damaged_checkpoints_are_one_clear_value_error(name, change, phrase, saved, tmp_path):
     path = _rewrite(saved, tmp_path, change)
+    agent = tiny_agent(seed=3)
+    before = {k: v.clone() for k, v in agent.critic.state_dict().items()}
     with pytest.raises(ValueError, match=phrase):
-        tiny_agent(seed=3).load_weights(path)
+        agent.load_weights(path)
+    assert all(torch.equal(before[k], v) for k, v in agent.critic.state_dict().items())  # nothing half loaded
+    assert agent.n_updates == 0
 
 
 def test_checkpoint_files_that_are_not_checkpoints(saved, tmp_path):

@@ -24,7 +24,8 @@ from tqdm.auto import tqdm
 
 from .._checks import check_device, check_generator, multinomial
 from ..encoders import as_layout, make_encoder
-from .checkpoint import CHECKPOINT_FORMAT, FIELDS_ADDED_LATER, load_part, read_checkpoint, write_checkpoint
+from .checkpoint import (CHECKPOINT_FORMAT, FIELDS_ADDED_LATER, check_optimizer, check_part, load_part, read_checkpoint,
+                         write_checkpoint)
 
 __all__ = ["OfflineAgent", "TrainingDivergedError", "BATCH_KEYS", "encoder_config", "frozen", "read_checkpoint",
            "CHECKPOINT_FORMAT", "FIELDS_ADDED_LATER"]
@@ -195,38 +196,47 @@ class OfflineAgent:
                 f"{path!s} was saved by an agent with another config ({'; '.join(differences)}); build the agent "
                 f"with the checkpoint's config, e.g. dl.{type(self).__name__}.load(path)."
             )
-        weights = checkpoint["weights"]
-        for name, module in self._modules_to_save().items():
+        weights, optimizers = checkpoint["weights"], checkpoint.get("optimizers", {})
+        for name, module in self._modules_to_save().items():  # check every part before changing any
             if name not in weights:
                 raise ValueError(f"{path!s} has no weights for '{name}' (it holds {sorted(weights)}); it is "
                                  "incomplete or was saved by another version of this agent.")
+            check_part(module, weights[name], name, path)
+        for name, optimizer in self._named_optimizers().items():
+            if name in optimizers:  # a file from before optimiser states were saved: fresh optimisers
+                check_optimizer(optimizer, optimizers[name], name, path)
+        rng = self._usable_rng(checkpoint.get("rng"), path)
+        for name, module in self._modules_to_save().items():
             load_part(module, weights[name], name, path)
         for name, optimizer in self._named_optimizers().items():
-            state = checkpoint.get("optimizers", {}).get(name)
-            if state is None:  # a file from before optimiser states were saved: fresh optimisers
-                continue
-            try:
-                optimizer.load_state_dict(state)
-            except (ValueError, KeyError, TypeError, RuntimeError) as err:
-                raise ValueError(f"{path!s}: the state of optimiser '{name}' does not fit this agent ({err}).") from err
+            if name in optimizers:
+                try:
+                    optimizer.load_state_dict(optimizers[name])
+                except (ValueError, KeyError, TypeError, RuntimeError) as err:
+                    raise ValueError(f"{path!s}: the state of optimiser '{name}' does not fit this agent ({err}).") from err
         self.n_updates = int(checkpoint["n_updates"])
         self._load_extra_state(checkpoint.get("extra", {}))
-        self._load_rng(checkpoint.get("rng"), path)
+        if rng is not None:
+            self.generator.set_state(rng["generator"])
+            self.act_generator.set_state(rng["act_generator"])
 
-    def _load_rng(self, rng: dict | None, path: str | os.PathLike[str]) -> None:
-        """Continue the saved random streams; a file without them (older) leaves the generators freshly seeded."""
+    def _usable_rng(self, rng: dict | None, path: str | os.PathLike[str]) -> dict | None:
+        """The saved generator states if they can continue here; None for an older file (the generators stay
+        freshly seeded) or one saved on another kind of device (with a warning). Damaged states raise."""
         if not rng:
-            return
+            return None
         if rng.get("device") != self.device.type:
             warnings.warn(f"{path!s} saved its random streams on {rng.get('device')}; they cannot continue on "
                           f"{self.device.type}, so this agent's generators restart from seed={self.config.seed}.",
                           stacklevel=3)
-            return
-        try:
-            self.generator.set_state(rng["generator"])
-            self.act_generator.set_state(rng["act_generator"])
-        except (KeyError, RuntimeError, TypeError) as err:
-            raise ValueError(f"{path!s}: the saved generator states are damaged ({err}).") from err
+            return None
+        for name, generator in (("generator", self.generator), ("act_generator", self.act_generator)):
+            state = rng.get(name)
+            if (not isinstance(state, torch.Tensor) or state.dtype != torch.uint8
+                    or state.shape != generator.get_state().shape):
+                raise ValueError(f"{path!s}: the saved generator states are damaged ('{name}' is not a state of a "
+                                 f"{self.device.type} generator).")
+        return rng
 
     # ----- batches ------------------------------------------------------------------------------------
     def _check_batch(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

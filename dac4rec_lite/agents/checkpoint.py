@@ -22,7 +22,7 @@ from torch import nn
 from ..io import atomic_write
 
 __all__ = ["CHECKPOINT_FORMAT", "FIELDS_ADDED_LATER", "read_checkpoint", "write_checkpoint", "content_digest",
-           "load_part"]
+           "check_part", "check_optimizer", "load_part"]
 
 CHECKPOINT_FORMAT = "dac4rec_lite-agent-v1"
 # Config fields added after checkpoints of this format were first written, with the value such files used.
@@ -108,9 +108,9 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict:
     return checkpoint
 
 
-def load_part(module: nn.Module, state: object, part: str, path: str | os.PathLike[str]) -> None:
-    """``module.load_state_dict(state)``, with a ``ValueError`` naming ``part`` (and the tensor) when the
-    checkpoint lacks it, holds another kind of entry, or its tensors have other names or shapes."""
+def check_part(module: nn.Module, state: object, part: str, path: str | os.PathLike[str]) -> None:
+    """Raise a ``ValueError`` naming ``part`` (and the tensor) unless ``state`` would load into ``module``:
+    a dict of tensors with the module's names and shapes."""
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ValueError(f"{path!s}: the weights of '{part}' are damaged (expected a dict of tensors, got "
                          f"{type(state).__name__}).")
@@ -126,6 +126,21 @@ def load_part(module: nn.Module, state: object, part: str, path: str | os.PathLi
         if tuple(state[key].shape) != tuple(tensor.shape):
             raise ValueError(f"{path!s}: '{part}.{key}' has shape {tuple(state[key].shape)} in the checkpoint but "
                              f"{tuple(tensor.shape)} in this agent; load it with the config that saved it.")
+
+
+def check_optimizer(optimizer: torch.optim.Optimizer, state: object, name: str, path: str | os.PathLike[str]) -> None:
+    """Raise a ``ValueError`` naming the optimiser unless ``state`` has its parameter groups and sizes."""
+    groups = state.get("param_groups") if isinstance(state, dict) else None
+    if (not isinstance(groups, list) or not isinstance(state.get("state"), dict)
+            or [len(g.get("params", ())) if isinstance(g, dict) else -1 for g in groups]
+            != [len(g["params"]) for g in optimizer.param_groups]):
+        raise ValueError(f"{path!s}: the state of optimiser '{name}' does not fit this agent (other parameter "
+                         "groups); load it with the agent class and config that saved it.")
+
+
+def load_part(module: nn.Module, state: object, part: str, path: str | os.PathLike[str]) -> None:
+    """``module.load_state_dict(state)`` after ``check_part``; any other failure is a ``ValueError`` too."""
+    check_part(module, state, part, path)
     try:
         module.load_state_dict(state)
     except (RuntimeError, TypeError, KeyError) as err:
