@@ -2,7 +2,7 @@
 behaviour-cloning loss and the ELBO weights of Eq. 18.
 
 Every reference calls the core (``VPSchedule``, ``DiffusionPolicy``; the ELBO weights are checked against what
-``DAC4Rec(policy_improvement="elbo")`` uses in tests/test_exercises.py); the mistakes are written the way a
+``DAC4Rec(policy_improvement="elbo")`` uses in tests/test_exercise_mistakes_diffusion.py); the mistakes are written the way a
 student writes them, so that a match is a diagnosis.
 """
 from __future__ import annotations
@@ -306,7 +306,7 @@ def _elbo_case(n_steps: int, beta_min: float, beta_max: float, info: str) -> Cal
 
 def elbo_reference(schedule: VPSchedule) -> torch.Tensor:
     """Eq. 18's weights β_i / (2 α_i (1 − ᾱ_{i−1})), with 1/(2 α_1) at i = 1, normalised to mean 1 (as DAC4Rec's
-    ``elbo`` policy improvement weighs its steps; tests/test_exercises.py checks the two agree)."""
+    ``elbo`` policy improvement weighs its steps; tests/test_exercise_mistakes_diffusion.py checks the two agree)."""
     weights = schedule.betas.double() / (2 * schedule.alphas.double() * (1 - schedule.alphas_cumprod_prev.double()).clamp(min=1e-300))
     weights[0] = 1 / (2 * schedule.alphas[0].double())
     return (weights / weights.mean()).float()
