@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import dac4rec_lite as dl
+import dac4rec_lite.studies  # noqa: F401  (dl.studies)
 from dac4rec_lite.cli import main
 
 
@@ -173,3 +174,16 @@ def test_a_run_table_it_cannot_resume_is_refused(tmp_path):
     pd.DataFrame({"method": ["DAC4Rec"], "encoder": ["none"], "seed": [0], "R_cumu": [1.0]}).to_csv(
         tmp_path / "rq4_runs.csv", index=False)                                      # written before the flat buckets
     one_line_error(cli("study", "rq4", "--preset", "tiny", "--out", str(tmp_path)), "cannot resume from it")
+
+
+def test_study_energy_writes_its_tables_and_report(tmp_path):
+    out = str(tmp_path)
+    assert main(["study", "energy", "--preset", "tiny", "--out", out, "--no-progress"]) == 0
+    table = pd.read_csv(os.path.join(out, "energy.csv"))
+    assert sorted(table["scale"].unique()) == [0.0, 0.5, 1.0, 2.0, 4.0]
+    assert set(table["log"]) == set(dl.studies.BEHAVIOUR_LOGS) and set(table["method"]) == set(dl.studies.ENERGY_METHODS)
+    runs = pd.read_csv(os.path.join(out, "energy_runs.csv"))
+    assert len(runs) == len(dl.studies.BEHAVIOUR_LOGS) * len(dl.studies.ENERGY_METHODS)   # trained once per (log, method)
+    loaded = dl.studies.load_saved("energy", "tiny", folder=out)
+    assert "runs" in loaded.attrs and len(dl.studies.check_claims("energy", loaded)) == 48
+    assert "guidance scale" in open(os.path.join(out, "report.html"), encoding="utf-8").read()
