@@ -47,7 +47,7 @@ from .diffusion import DiffusionPolicy, EpsilonMLP, VPSchedule
 
 __all__ = [
     "EnergyModel", "EnergyGuidance", "train_energy", "support_actions", "importance_energy_estimate", "min_q",
-    "ENERGY_METHODS",
+    "cep_loss", "mse_loss", "standardize_q", "ENERGY_METHODS",
 ]
 
 ENERGY_METHODS = ("cep", "mse")
@@ -119,28 +119,53 @@ def min_q(critic: CriticFn, state: torch.Tensor, action: torch.Tensor) -> torch.
 @torch.no_grad()
 def support_actions(policy: DiffusionPolicy, critic: CriticFn, states: torch.Tensor, n_support: int,
                     generator: torch.Generator | None = None, batch_size: int = 4096, sampler: str = "dpm",
-                    n_sample_steps: int | None = 15) -> tuple[torch.Tensor, torch.Tensor]:
+                    n_sample_steps: int | None = 15,
+                    critic_states: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """K actions per state from the behaviour policy and their Q values: (S, K, d) and (S, K).
 
     Drawn once and cached by ``train_energy`` (sampling is the expensive part: S·K reverse chains), by
     default with DPM-Solver++ in ``n_sample_steps`` = 15 steps (capped at N; ``sampler="ddpm"`` with
-    ``n_sample_steps=None`` runs the full chain)."""
+    ``n_sample_steps=None`` runs the full chain). ``critic_states`` (S, ·): what the critic reads for the
+    same rows when it has its own encoder (an agent with ``policy_encoder="separate"``); default ``states``."""
     if n_sample_steps is not None:
         n_sample_steps = min(n_sample_steps, policy.n_steps)
     rows = states.repeat_interleave(n_support, dim=0)
+    critic_rows = rows if critic_states is None else critic_states.repeat_interleave(n_support, dim=0)
     actions, qs = [], []
     for start in range(0, rows.shape[0], batch_size):
         chunk = rows[start:start + batch_size]
         a = policy.sample(chunk, generator=generator, sampler=sampler,
                           n_sample_steps=None if sampler == "ddpm" else n_sample_steps)
         actions.append(a)
-        qs.append(min_q(critic, chunk, a))
+        qs.append(min_q(critic, critic_rows[start:start + batch_size], a))
     d = actions[0].shape[1]
     return torch.cat(actions).reshape(-1, n_support, d), torch.cat(qs).reshape(-1, n_support)
 
 
-def _cep_loss(energy: EnergyFn, state, supports, q, steps, noise, schedule, beta) -> torch.Tensor:
-    """−Σ_k softmax_k(β Q_k) · log softmax_k f(s, a_i^k, i), averaged over states (CEP)."""
+def standardize_q(q: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """Q of K supports per state (S, K) in unit-free form: centred per state and divided by one scale σ, the
+    root-mean within-state variance over all S states. Returns (standardized Q, σ).
+
+    Only differences of Q within a state matter to the targets (softmax and the log-sum-exp of ℰ̂ are
+    shift-invariant per state, up to a constant per state that ∇_a never sees), so β·Q/σ tilts equally hard
+    whatever the reward unit: rewards ×100 give the same targets. One pooled σ, not one per state, so a
+    state whose supports all score alike (a near-deterministic behaviour) is not sharpened into chasing the
+    critic's noise. Where every support scores the same (σ = 0) the standardized Q is 0: uniform targets."""
+    if q.dim() != 2 or q.shape[1] < 2:
+        raise ValueError(f"q must be (S, K) with K >= 2 supports per state, got {tuple(q.shape)}.")
+    centred = q - q.mean(dim=1, keepdim=True)
+    sigma = float(centred.pow(2).mean().sqrt())
+    if not sigma > 0:
+        return torch.zeros_like(q), 0.0
+    return centred / sigma, sigma
+
+
+def cep_loss(energy: EnergyFn, state, supports, q, steps, noise, schedule, beta) -> torch.Tensor:
+    """−Σ_k softmax_k(β Q_k) · log softmax_k f(s, a_i^k, i), averaged over states (CEP).
+
+    ``state`` (B, ·), ``supports`` (B, K, d) and their ``q`` (B, K), ``steps`` (B,) one i per state, ``noise``
+    (B, K, d) the noising of every support to step i; ``beta`` multiplies ``q`` as given (``train_energy``
+    passes standardized Q for a unit-free β, see ``standardize_q``)."""
     b, k, d = supports.shape
     steps_rep = steps.repeat_interleave(k)
     noisy = schedule.q_sample(supports.reshape(b * k, d), steps_rep, noise.reshape(b * k, d))
@@ -163,14 +188,19 @@ def importance_energy_estimate(a_i: torch.Tensor, supports: torch.Tensor, q: tor
     return torch.logsumexp(log_w + beta * q.unsqueeze(-2), dim=-1) - torch.logsumexp(log_w, dim=-1)
 
 
-def _mse_loss(energy: EnergyFn, state, supports, q, steps, noise, schedule, beta) -> torch.Tensor:
-    """(f(s, a_i^j, i) − ℰ̂_i(s, a_i^j))², ℰ̂ the self-normalised importance estimate over the K supports."""
+def mse_loss(energy: EnergyFn, state, supports, q, steps, noise, schedule, beta) -> torch.Tensor:
+    """(f(s, a_i^j, i) − ℰ̂_i(s, a_i^j))², ℰ̂ the self-normalised importance estimate over the K supports
+    (arguments as ``cep_loss``)."""
     b, k, d = supports.shape
     steps_rep = steps.repeat_interleave(k)
     noisy = schedule.q_sample(supports.reshape(b * k, d), steps_rep, noise.reshape(b * k, d)).reshape(b, k, d)
     target = importance_energy_estimate(noisy, supports, q, schedule.alphas_cumprod[steps - 1], beta)
     f = energy(state.repeat_interleave(k, dim=0), noisy.reshape(b * k, d), steps_rep).reshape(b, k)
     return (f - target.detach()).pow(2).mean()
+
+
+# The names these losses had before they were public (older notebooks and tests import them).
+_cep_loss, _mse_loss = cep_loss, mse_loss
 
 
 def train_energy(
@@ -190,6 +220,8 @@ def train_energy(
     progress: bool = True,
     support_sampler: str = "dpm",
     support_steps: int | None = 15,
+    critic_encoder: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    standardize: bool = False,
 ) -> pd.DataFrame:
     """Train f_ψ (Algorithm 1 step 2) by ``method`` ∈ {"cep", "mse"} (see the module docstring).
 
@@ -202,9 +234,14 @@ def train_energy(
         n_support: K supports per state. beta: inverse temperature β of exp(β Q) (Eq. 21/23).
         n_states: how many dataset states get supports (a random subset; None = all). S·K reverse chains are
             drawn once; at N = 100, 16 supports × 100k states would take minutes of CPU.
-        encoder: maps observations to states (the agent's encoder); identity when None.
+        encoder: maps observations to the states the policy and f_ψ read (the agent's policy encoder);
+            identity when None. critic_encoder: maps them to the critic's states, when the critic has its
+            own encoder (``policy_encoder="separate"``); ``encoder`` when None.
         support_sampler, support_steps: how supports are drawn (see ``support_actions``).
-    Returns a DataFrame with ``step`` and ``energy_loss``.
+        standardize: score the supports by β · Q / σ, Q centred per state and σ its pooled within-state
+            standard deviation (``standardize_q``), so that β is unit-free — what the agents do. False: by
+            β · Q in reward units, the literal Eq. 21.
+    Returns a DataFrame with ``step`` and ``energy_loss``; ``attrs["q_scale"]`` holds σ (1.0 unstandardized).
     """
     if method not in ENERGY_METHODS:
         raise ValueError(f"method must be one of {ENERGY_METHODS}, got {method!r}.")
@@ -223,9 +260,13 @@ def train_energy(
         observations = observations[rows.to(device)]
     with torch.no_grad():
         states = observations if encoder is None else encoder(observations)
+        critic_states = None if critic_encoder is None else critic_encoder(observations)
     supports, q = support_actions(policy, critic, states, n_support, generator, sampler=support_sampler,
-                                  n_sample_steps=support_steps)
-    loss_fn = _cep_loss if method == "cep" else _mse_loss
+                                  n_sample_steps=support_steps, critic_states=critic_states)
+    q_scale = 1.0
+    if standardize:
+        q, q_scale = standardize_q(q)
+    loss_fn = cep_loss if method == "cep" else mse_loss
     schedule = policy.schedule
     optimizer = torch.optim.Adam(energy.parameters(), lr=lr)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
@@ -243,4 +284,6 @@ def train_energy(
         if step % 10 == 0 or step == steps:
             records.append({"step": step, "energy_loss": loss.item()})
             bar.set_postfix(loss=f"{records[-1]['energy_loss']:.4f}")
-    return pd.DataFrame.from_records(records)
+    log = pd.DataFrame.from_records(records)
+    log.attrs["q_scale"] = q_scale
+    return log

@@ -105,3 +105,31 @@ def test_an_energy_that_ignores_the_action_guides_nowhere():
         flat = policy.sample(state, guidance=dl.EnergyGuidance(lambda s, a, i: s.sum(1), 1.0),
                              generator=torch.Generator().manual_seed(1))
     torch.testing.assert_close(flat, plain)
+
+
+def test_standardized_q_and_its_cep_targets_do_not_depend_on_the_reward_unit():
+    """standardize_q(c·Q + b) = standardize_q(Q) for c > 0 (centred per state, one pooled σ), so the CEP
+    loss at a fixed β is the same for rewards in any unit; raw Q at β is not."""
+    from dac4rec_lite.energy import cep_loss, standardize_q
+
+    g = torch.Generator().manual_seed(0)
+    q = torch.randn(6, 5, generator=g) * torch.arange(1, 7).unsqueeze(1)  # states with different spreads
+    z, sigma = standardize_q(q)
+    torch.testing.assert_close(z.mean(dim=1), torch.zeros(6), atol=1e-6, rtol=0)
+    assert z.pow(2).mean().item() == pytest.approx(1.0, rel=1e-5)
+    assert sigma == pytest.approx((q - q.mean(1, keepdim=True)).pow(2).mean().sqrt().item(), rel=1e-6)
+    for c, b in ((0.01, 3.0), (100.0, -50.0)):
+        scaled, scaled_sigma = standardize_q(c * q + b)
+        torch.testing.assert_close(scaled, z, atol=1e-4, rtol=1e-4)
+        assert scaled_sigma == pytest.approx(c * sigma, rel=1e-4)
+    schedule = dl.VPSchedule(10)
+    energy = lambda s, a, i: (a * torch.tensor([1.0, -0.5])).sum(1, keepdim=True)
+    supports, steps = torch.rand(6, 5, 2, generator=g) * 2 - 1, torch.randint(1, 11, (6,), generator=g)
+    noise = torch.randn(6, 5, 2, generator=g)
+    loss = lambda qq: cep_loss(energy, torch.zeros(6, 1), supports, qq, steps, noise, schedule, 3.0).item()
+    assert loss(standardize_q(100 * q)[0]) == pytest.approx(loss(z), rel=1e-5)
+    assert loss(100 * q) != pytest.approx(loss(q), rel=1e-2)  # raw Q: the unit changes the targets
+    with pytest.raises(ValueError, match="K >= 2"):
+        standardize_q(torch.ones(4, 1))
+    flat, flat_sigma = standardize_q(torch.full((3, 4), 7.0))  # every support alike: uniform targets
+    assert flat_sigma == 0.0 and torch.equal(flat, torch.zeros(3, 4))

@@ -51,10 +51,10 @@ from torch import nn
 
 from .._checks import check_matrix, randn, seeded_init
 from ..critics import TwinQ, mlp, soft_update
-from ..diffusion import ACTIVATIONS, SAMPLERS, DiffusionPolicy
-from ..energy import ENERGY_METHODS
 from .base import OfflineAgent, encoder_config, frozen, select_candidates
 from .diffusion_actor import DiffusionActor
+from .config import ActorCriticFields, AgentConfig, DiffusionFields, EnergyFields
+from .encoding import AgentEncoders
 
 __all__ = [
     "BackboneConfig", "DDPGConfig", "TD3Config", "SACConfig", "DDPG", "TD3", "SAC",
@@ -147,75 +147,19 @@ class LearnedTemperature(nn.Module):
 
 # ----- configs ---------------------------------------------------------------------------------------
 @dataclass
-class BackboneConfig:
-    """Hyper-parameters shared by DDPG, TD3 and SAC (plain values, saved beside the weights).
+class BackboneConfig(EnergyFields, DiffusionFields, ActorCriticFields, AgentConfig):
+    """Hyper-parameters shared by DDPG, TD3 and SAC (plain values, saved beside the weights): the groups of
+    ``agents/config.py`` (the diffusion fields apply with ``diffusion=True``, the energy fields' f_ψ with a
+    diffusion actor) plus the switches and the Eq. 21 selection of a plain actor below."""
 
-    Network sizes and learning rates default to the usual 256 / 3e-4. The diffusion fields (``n_steps`` …
-    ``act_sample_steps``) and the energy fields mean what they mean for ``DAC4RecConfig``."""
-
-    obs_dim: int
-    action_dim: int
     diffusion: bool = False          # actor = DiffusionPolicy trained by action approximation (Eq. 13–15)
-    energy: bool = False             # diffusion: guided sampling (Eq. 24); else Eq. 21 selection among K candidates
-    gamma: float = 0.99
-    tau: float = 0.005               # Polyak rate of every target network
-    encoder: str | None = None       # None/"identity", "mlp", "gru", "sasrec", or "custom:<Class>" for a module
-    obs_layout: tuple[int, int, int] | None = None  # (profile_dim, window, step_dim), needed by gru / sasrec
-    device: str = "cpu"
-    seed: int = 0
-    hidden_dim: int = 256
-    max_action: float | None = 1.0
-    actor_lr: float = 3e-4
-    critic_lr: float = 3e-4
-    grad_clip: float = 5.0           # max global gradient norm of each optimiser step (0 turns it off)
-    critic_layer_norm: bool = False
-    lr_decay: bool = True            # cosine-decay the learning rates to 0 over each fit()
-    q_bound: float | None = None     # |Q| above this stops training; None: 10 · max|r| / (1 − γ)
-    # diffusion=True
-    n_steps: int = 100
-    beta_min: float = 0.1
-    beta_max: float = 10.0
-    eps_activation: str = "relu"     # of the ε-network (see DAC4RecConfig)
-    q_weight: float = 1.0            # λ: weight of L_q against L_d
-    clip_approximation: bool = True  # clip â⁰ to ±max_action before L_q
-    td_sampler: str = "ddpm"         # sampler of the TD target's next actions
-    td_sample_steps: int | None = None
-    act_sampler: str = "ddpm"
-    act_sample_steps: int | None = None
-    # energy=True with a diffusion actor: f_ψ (Algorithm 1 step 2), trained at the end of fit()
-    energy_steps: int = 1000
-    energy_method: str = "cep"
-    energy_beta: float = 3.0         # β of exp(β Q) (Eq. 21/23); also the selection's 1/temperature without diffusion
-    energy_scale: float = 1.0
-    n_support: int = 16
-    energy_states: int | None = 4096
-    # energy=True without diffusion: Eq. 21 selection
+    # energy=True without diffusion: Eq. 21 selection among K candidates (energy_beta is then 1/temperature)
     energy_candidates: int = 16      # K candidates per state
     energy_noise: float = 0.1        # std of the K − 1 perturbations of a deterministic action (DDPG, TD3)
 
     def __post_init__(self) -> None:
-        if self.eps_activation not in ACTIVATIONS:
-            raise ValueError(f"eps_activation must be one of {sorted(ACTIVATIONS)}, got {self.eps_activation!r}.")
-        if not 0 <= self.gamma < 1:
-            raise ValueError(f"gamma must be in [0, 1), got {self.gamma}.")
-        if not 0 < self.tau <= 1:
-            raise ValueError(f"tau must be in (0, 1] (the Polyak rate of the target networks), got {self.tau}.")
-        if self.q_weight < 0:
-            raise ValueError(f"q_weight must be >= 0 (0 is pure behaviour cloning of the diffusion actor), got {self.q_weight}.")
-        if self.q_bound is not None and not self.q_bound > 0:
-            raise ValueError(f"q_bound must be positive or None (automatic), got {self.q_bound}.")
-        for sampler, steps in (("td_sampler", "td_sample_steps"), ("act_sampler", "act_sample_steps")):
-            if getattr(self, sampler) not in SAMPLERS:
-                raise ValueError(f"{sampler} must be one of {SAMPLERS}, got {getattr(self, sampler)!r}.")
-            k = getattr(self, steps)
-            if k is not None and (getattr(self, sampler) == "ddpm" or not 1 <= k <= self.n_steps):
-                raise ValueError(f"{steps}={k} needs {sampler}='ddim' or 'dpm' and a value in 1..n_steps={self.n_steps}.")
-        if self.energy_method not in ENERGY_METHODS:
-            raise ValueError(f"energy_method must be one of {ENERGY_METHODS}, got {self.energy_method!r}.")
-        if self.energy_steps < 1 or self.energy_beta <= 0 or self.energy_scale < 0:
-            raise ValueError("energy_steps must be >= 1, energy_beta > 0 and energy_scale >= 0.")
-        if self.energy_candidates < 2 or not self.energy_noise > 0:
-            raise ValueError("energy_candidates must be >= 2 and energy_noise > 0 (Eq. 21 selection needs a choice).")
+        super().__post_init__()  # every field: type, finiteness, range (agents/config.py)
+        self.check_diffusion()
 
 
 @dataclass
@@ -231,11 +175,6 @@ class TD3Config(BackboneConfig):
     noise_clip: float = 0.5          # the smoothing noise is clipped to ±noise_clip (× max_action)
     policy_delay: int = 2            # critic steps per actor (and target-network) step
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.policy_noise < 0 or self.noise_clip < 0 or self.policy_delay < 1:
-            raise ValueError("policy_noise and noise_clip must be >= 0 and policy_delay >= 1.")
-
 
 @dataclass
 class SACConfig(BackboneConfig):
@@ -244,11 +183,6 @@ class SACConfig(BackboneConfig):
     initial_temperature: float = 0.1  # α at the start
     temperature_lr: float = 3e-4
     target_entropy: float | None = None  # None: −action_dim (Haarnoja et al.'s heuristic)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if not self.initial_temperature > 0 or not self.temperature_lr > 0:
-            raise ValueError("initial_temperature and temperature_lr must be positive.")
 
 
 # ----- the shared actor-critic loop -------------------------------------------------------------------
@@ -280,11 +214,12 @@ class _ActorCritic(DiffusionActor, OfflineAgent):
             else:  # energy=True means Eq. 21 selection at act(): no f_ψ to train
                 self.energy_model, self.energy_updates = None, 0
             self.temperature = self._build_temperature()
+        self.encoders = AgentEncoders(self.encoder, config.policy_encoder, target_policy=self.has_target_policy)
         self.target_policy = copy.deepcopy(self.policy).requires_grad_(False) if self.has_target_policy else None
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
         for module in self._modules_to_save().values():
             module.to(self.device)
-        self.actor_optimizer = torch.optim.Adam(self.policy.parameters(), lr=config.actor_lr)
+        self.actor_optimizer = torch.optim.Adam(self._actor_parameters(), lr=config.actor_lr)
         self.critic_optimizer = torch.optim.Adam([*self.critic.parameters(), *self.encoder.parameters()], lr=config.critic_lr)
         self.temperature_optimizer = (None if self.temperature is None else
                                       torch.optim.Adam(self.temperature.parameters(), lr=config.temperature_lr))
@@ -311,7 +246,8 @@ class _ActorCritic(DiffusionActor, OfflineAgent):
 
     # ----- checkpoints -----------------------------------------------------------------------------------
     def _modules_to_save(self) -> dict[str, nn.Module]:
-        modules = {"encoder": self.encoder, "policy": self.policy, "critic": self.critic, "target_critic": self.target_critic}
+        modules = {"encoder": self.encoder, "policy": self.policy, "critic": self.critic, "target_critic": self.target_critic,
+                   **self.encoders.modules_to_save()}
         if self.target_policy is not None:
             modules["target_policy"] = self.target_policy
         if self.temperature is not None:
@@ -324,27 +260,22 @@ class _ActorCritic(DiffusionActor, OfflineAgent):
         return [self.actor_optimizer, self.critic_optimizer]
 
     # ----- policy evaluation -----------------------------------------------------------------------------
-    def _sample_diffusion(self, policy: DiffusionPolicy, state: torch.Tensor) -> torch.Tensor:
-        """a′ ~ μ(· | s′) by the reverse chain (Eq. 7), with the config's TD sampler."""
-        cfg = self.config
-        return policy.sample(state, generator=self.generator, sampler=cfg.td_sampler,
-                             n_sample_steps=cfg.td_sample_steps if cfg.td_sampler != "ddpm" else None)
-
     @torch.no_grad()
-    def td_target(self, next_state: torch.Tensor, rewards: torch.Tensor, terminals: torch.Tensor) -> torch.Tensor:
+    def td_target(self, next_state: torch.Tensor, rewards: torch.Tensor, terminals: torch.Tensor,
+                  next_policy_state: torch.Tensor | None = None) -> torch.Tensor:
         """y = r + γ (1 − terminal) (Q′(s′, a′) + bonus), Q′ the target critic (min of the twins for TD3/SAC).
-        A timeout is not a terminal: the log was cut, so the target still bootstraps."""
+        ``next_state``: s′ as the target critic reads it; ``next_policy_state``: as the policy drawing a′
+        reads it (default the same). A timeout is not a terminal: the log was cut, so the target still bootstraps."""
         if bool((terminals >= 1).all()):  # nothing bootstraps (one-step episodes): skip drawing a′
             return rewards.clone()
-        next_action, bonus = self.next_actions(next_state)
+        next_action, bonus = self.next_actions(next_state if next_policy_state is None else next_policy_state)
         return rewards + self.config.gamma * (1 - terminals) * (self.target_critic.q_min(next_state, next_action) + bonus)
 
     def update_critic(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         """One TD step of the critic(s) (and the encoder), every critic regressed on the same target."""
         state = self.encoder(batch["observations"])
-        with torch.no_grad():
-            next_state = self.encoder(batch["next_observations"])
-        target = self.td_target(next_state, batch["rewards"], batch["terminals"])
+        next_state, next_policy_state = self.encoders.next_states(batch["next_observations"])  # target encoders
+        target = self.td_target(next_state, batch["rewards"], batch["terminals"], next_policy_state)
         out = self.critic(state, batch["actions"])
         qs = out if isinstance(out, tuple) else (out,)
         critic_loss = sum(F.mse_loss(q, target) for q in qs)
@@ -353,37 +284,48 @@ class _ActorCritic(DiffusionActor, OfflineAgent):
                 "q_abs_max": max(q.abs().max().item() for q in qs), "target_mean": target.mean().item()}
 
     # ----- policy improvement ----------------------------------------------------------------------------
-    def plain_actor_loss(self, state: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-        """DDPG/TD3: −Q(s, μ(s)) (the deterministic policy gradient)."""
+    def plain_actor_loss(self, state: torch.Tensor, critic_state: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+        """DDPG/TD3: −Q(s, μ(s)) (the deterministic policy gradient); μ reads ``state``, Q ``critic_state``."""
         with frozen(self.critic):
-            q = self.actor_q(state, self.policy(state))
+            q = self.actor_q(state if critic_state is None else critic_state, self.policy(state))
         return -q.mean(), {}
 
-    def diffusion_actor_loss(self, state: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    def diffusion_actor_loss(self, state: torch.Tensor, action: torch.Tensor,
+                             critic_state: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
         """L_d + λ L_q with the action approximation (Eq. 8, 13–15): the plug-in that replaces the actor loss."""
-        error, _, approx = self.denoise_dataset_action(state, action)
+        error, _, approx = self.policy.denoise_dataset_action(state, action, self.generator)  # Eq. 13–14
         bc_loss = error.mean()
         if self.config.q_weight == 0:
             return bc_loss, {"bc_loss": bc_loss.item()}
-        q_loss, q = self.direct_q_loss(state, approx, self.actor_q)
+        critic_state = state if critic_state is None else critic_state
+        q_loss, q = self.direct_q_loss(critic_state, self.boxed(approx), self.actor_q)
         return bc_loss + self.config.q_weight * q_loss, {"bc_loss": bc_loss.item(), "q_approx_mean": q.mean().item()}
 
+    def _actor_parameters(self) -> list[nn.Parameter]:
+        """What the actor's Adam trains: the actor, and the policy encoder when it is separate."""
+        return [*self.policy.parameters(), *self.encoders.policy_parameters()]
+
     def update_actor(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
-        """One actor step (the encoder is not trained by it: the actor sees detached states)."""
+        """One actor step (the critic's encoder is not trained by it: the actor sees detached states, or its
+        own encoder with ``policy_encoder="separate"``)."""
         with torch.no_grad():
-            state = self.encoder(batch["observations"])
+            critic_state = self.encoder(batch["observations"])
+        state = self.encoders.policy_state(batch["observations"], critic_state)
         if self.config.diffusion:
-            loss, metrics = self.diffusion_actor_loss(state, batch["actions"])
+            loss, metrics = self.diffusion_actor_loss(state, batch["actions"], critic_state)
         else:
-            loss, metrics = self.plain_actor_loss(state)
-        self._step(self.actor_optimizer, loss, list(self.policy.parameters()))
+            loss, metrics = self.plain_actor_loss(state, critic_state)
+        self._step(self.actor_optimizer, loss, self._actor_parameters())
         return {**metrics, "actor_loss": loss.item()}
 
     def update_targets(self) -> None:
-        """Polyak-average the target critic(s) and, where there is one, the target actor."""
+        """Polyak-average the target critic(s) and the target encoder and, where there is one, the target
+        actor (and its encoder)."""
         soft_update(self.target_critic, self.critic, self.config.tau)
+        self.encoders.update_critic_target(self.config.tau)
         if self.target_policy is not None:
             soft_update(self.target_policy, self.policy, self.config.tau)
+            self.encoders.update_policy_target(self.config.tau)
 
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         """Critic step; every ``policy_delay`` steps (1 except for TD3) an actor step and the target updates."""
@@ -419,16 +361,17 @@ class _ActorCritic(DiffusionActor, OfflineAgent):
         """Diffusion: the (energy-guided) reverse chain, Eq. 21 selection with K > 1. Otherwise greedy, or
         with energy=True (or K > 1) one of K candidates drawn ∝ exp(Q / temperature) (Eq. 21)."""
         cfg = self.config
-        state = self.encoder(obs)
+        critic_state = self.encoder(obs)
+        state = self.encoders.policy_state(obs, critic_state)
         if cfg.diffusion:
-            return self.sample_actions(state, n_candidates, temperature, generator)
+            return self.sample_actions(state, n_candidates, temperature, generator, critic_state)
         if cfg.energy:
             n_candidates = cfg.energy_candidates if n_candidates == 1 else n_candidates
             temperature = 1.0 / cfg.energy_beta if temperature is None else temperature
         if n_candidates == 1:
             return self.greedy_action(state)
         candidates = self.candidate_actions(state, n_candidates, generator)
-        q = self.critic.q_min(state.repeat_interleave(n_candidates, dim=0), candidates)
+        q = self.critic.q_min(critic_state.repeat_interleave(n_candidates, dim=0), candidates)
         return select_candidates(q, candidates, state.shape[0], temperature, generator)
 
 
@@ -446,7 +389,7 @@ class DDPG(_ActorCritic):
 
     def next_actions(self, next_state: torch.Tensor) -> tuple[torch.Tensor, float]:
         if self.config.diffusion:
-            return self._sample_diffusion(self.target_policy, next_state), 0.0
+            return self.sample_next_actions(self.target_policy, next_state), 0.0
         return self.target_policy(next_state), 0.0
 
 
@@ -470,7 +413,7 @@ class TD3(_ActorCritic):
     def next_actions(self, next_state: torch.Tensor) -> tuple[torch.Tensor, float]:
         cfg = self.config
         if cfg.diffusion:
-            action = self._sample_diffusion(self.target_policy, next_state)
+            action = self.sample_next_actions(self.target_policy, next_state)
         else:
             action = self.target_policy(next_state)
         scale = cfg.max_action or 1.0
@@ -513,16 +456,16 @@ class SAC(_ActorCritic):
 
     def next_actions(self, next_state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | float]:
         if self.config.diffusion:  # −α log μ̂ is a constant: no bonus (module docstring)
-            return self._sample_diffusion(self.policy, next_state), 0.0
+            return self.sample_next_actions(self.policy, next_state), 0.0
         action, log_prob = self.policy.sample(next_state, self.generator)
         return action, -self.temperature.alpha * log_prob
 
-    def plain_actor_loss(self, state: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    def plain_actor_loss(self, state: torch.Tensor, critic_state: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
         """E[α log π(a|s) − min Q(s, a)], a = the reparameterised draw; then one step of α."""
         action, log_prob = self.policy.sample(state, self.generator)
         alpha = self.temperature.alpha.detach()
         with frozen(self.critic):
-            q = self.actor_q(state, action)
+            q = self.actor_q(state if critic_state is None else critic_state, action)
         loss = (alpha * log_prob - q).mean()
         temperature_loss = -(self.temperature.log_alpha * (log_prob.detach() + self.target_entropy)).mean()
         self._step(self.temperature_optimizer, temperature_loss, list(self.temperature.parameters()))

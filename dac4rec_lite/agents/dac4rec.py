@@ -38,10 +38,10 @@ from torch import nn
 
 from .._checks import seeded_init
 from ..critics import TwinQ, ValueNetwork, soft_update
-from ..diffusion import ACTIVATIONS, SAMPLERS
-from ..energy import ENERGY_METHODS
 from .base import OfflineAgent, encoder_config
+from .config import ActorCriticFields, AgentConfig, DiffusionFields, EnergyFields
 from .diffusion_actor import DiffusionActor
+from .encoding import AgentEncoders
 
 __all__ = ["DAC4Rec", "DAC4RecConfig", "POLICY_IMPROVEMENTS"]
 
@@ -49,88 +49,29 @@ POLICY_IMPROVEMENTS = ("direct", "elbo", "awr", "chain")
 
 
 @dataclass
-class DAC4RecConfig:
-    """Hyper-parameters of DAC4Rec (plain values, saved beside the weights).
+class DAC4RecConfig(EnergyFields, DiffusionFields, ActorCriticFields, AgentConfig):
+    """Hyper-parameters of DAC4Rec (plain values, saved beside the weights): the shared fields of
+    ``AgentConfig`` and the actor-critic, diffusion and energy groups (``agents/config.py``, validated there),
+    plus the policy-improvement options below.
 
     The network sizes and learning rates default to Diffusion-QL's (hidden 256, 3e-4), meant for long runs.
     Small problems train much faster with a small, fast-learning policy: the corner bandit (2-D actions,
     N = 10) meets its targets in 2000 updates with ``hidden_dim=64, actor_lr=1e-2, critic_lr=1e-3`` and
-    batches of 1024 (``tests/test_agent_bandit.py``). There, a larger batch and learning rate matter most for
-    the behaviour-cloning part: at 3e-3 and batch 256 the last denoising step is under-trained and 14 % of
-    the samples land between the blobs, against 9 % here (and 6 % for the exact ε of the data).
+    batches of 1024 (``tests/test_agent_bandit.py``; docs/backbones.md records the measurements).
     """
 
-    obs_dim: int
-    action_dim: int
-    n_steps: int = 100
-    policy_improvement: str = "direct"
-    q_weight: float = 1.0            # λ in Algorithm 1: weight of L_q against L_d
-    gamma: float = 0.99
-    tau: float = 0.005               # Polyak rate of every target network
-    encoder: str | None = None       # None/"identity", "mlp", "gru", "sasrec", or "custom:<Class>" for a module
-    obs_layout: tuple[int, int, int] | None = None  # (profile_dim, window, step_dim), needed by gru / sasrec
-    energy: bool = False
-    device: str = "cpu"
-    seed: int = 0
-    beta_min: float = 0.1
-    beta_max: float = 10.0
-    hidden_dim: int = 256
-    eps_activation: str = "relu"     # of the ε-network: "relu" (measured cheapest), "silu" (the default before), "mish", "tanh"
-    max_action: float | None = 1.0
-    actor_lr: float = 3e-4
-    critic_lr: float = 3e-4
-    grad_clip: float = 5.0           # max global gradient norm of each optimiser step (0 turns it off)
-    critic_layer_norm: bool = False  # LayerNorm in the critics: damps Q's growth off the data
-    lr_decay: bool = True            # cosine-decay both learning rates to 0 over each fit() (as Diffusion-QL)
+    policy_improvement: str = "direct"  # L_q: "direct" (Eq. 15) | "elbo" (Eq. 18) | "awr" (Eq. 19) | "chain" (−A)
     max_q_backup: bool = False       # TD target max over M next actions (then min over the twins)
     n_next_actions: int = 10         # M of the max-Q backup
     awr_temperature: float = 0.3     # T of g(Q) = exp(A / (T · mean|A|)) for awr / elbo (see advantage_weights)
     awr_max_weight: float = 100.0    # clip of exp(advantage / temperature)
     expectile: float = 0.7           # of the value baseline V(s) used by awr / elbo
-    clip_approximation: bool = True  # clip â⁰ to ±max_action before L_q, as the sampler does (see denoise_dataset_action)
-    q_bound: float | None = None     # |Q| above this stops training; None: 10 · max|r| / (1 − γ)
-    td_sampler: str = "ddpm"         # sampler of line 3's next actions: "ddpm" (N steps) | "ddim" | "dpm"
-    td_sample_steps: int | None = None  # steps of a ddim/dpm td_sampler (None: all N)
-    act_sampler: str = "ddpm"        # sampler used by act()
-    act_sample_steps: int | None = None
-    # Algorithm 1 step 2 (energy=True): trained by fit() after the policy, used by act() to guide sampling.
-    energy_steps: int = 1000         # updates of f_ψ at the end of each fit()
-    energy_method: str = "cep"       # "cep" (contrastive) | "mse" (paper-literal Eq. 25)
-    energy_beta: float = 3.0         # β of exp(β Q) (Eq. 21/23)
-    energy_scale: float = 1.0        # guidance scale at act() (Eq. 24)
-    n_support: int = 16              # K support actions per state for f_ψ's targets
-    energy_states: int | None = 4096  # states that get supports (None: all)
 
     def __post_init__(self) -> None:
+        super().__post_init__()  # every field: type, finiteness, range (agents/config.py)
         if self.policy_improvement not in POLICY_IMPROVEMENTS:
             raise ValueError(f"policy_improvement must be one of {POLICY_IMPROVEMENTS}, got {self.policy_improvement!r}.")
-        if self.eps_activation not in ACTIVATIONS:
-            raise ValueError(f"eps_activation must be one of {sorted(ACTIVATIONS)}, got {self.eps_activation!r}.")
-        if not 0 <= self.gamma < 1:
-            raise ValueError(f"gamma must be in [0, 1), got {self.gamma}.")
-        if self.q_weight < 0:
-            raise ValueError(f"q_weight must be >= 0 (0 is pure behaviour cloning), got {self.q_weight}.")
-        if not 0 < self.expectile < 1:
-            raise ValueError(f"expectile must be in (0, 1), got {self.expectile}.")
-        if self.awr_temperature <= 0 or self.awr_max_weight <= 0:
-            raise ValueError("awr_temperature and awr_max_weight must be positive.")
-        if self.n_next_actions < 1:
-            raise ValueError(f"n_next_actions must be >= 1, got {self.n_next_actions}.")
-        if not 0 < self.tau <= 1:
-            raise ValueError(f"tau must be in (0, 1] (the Polyak rate of the target networks), got {self.tau}.")
-        if self.q_bound is not None and not self.q_bound > 0:
-            raise ValueError(f"q_bound must be positive or None (automatic), got {self.q_bound}.")
-        for sampler, steps in (("td_sampler", "td_sample_steps"), ("act_sampler", "act_sample_steps")):
-            k = getattr(self, steps)
-            if k is not None and (getattr(self, sampler) == "ddpm" or not 1 <= k <= self.n_steps):
-                raise ValueError(f"{steps}={k} needs {sampler}='ddim' or 'dpm' and a value in 1..n_steps={self.n_steps}.")
-        for name in ("td_sampler", "act_sampler"):
-            if getattr(self, name) not in SAMPLERS:
-                raise ValueError(f"{name} must be one of {SAMPLERS}, got {getattr(self, name)!r}.")
-        if self.energy_method not in ENERGY_METHODS:
-            raise ValueError(f"energy_method must be one of {ENERGY_METHODS}, got {self.energy_method!r}.")
-        if self.energy_steps < 1 or self.energy_beta <= 0 or self.energy_scale < 0:
-            raise ValueError("energy_steps must be >= 1, energy_beta > 0 and energy_scale >= 0.")
+        self.check_diffusion()
 
 
 class DAC4Rec(DiffusionActor, OfflineAgent):
@@ -160,11 +101,12 @@ class DAC4Rec(DiffusionActor, OfflineAgent):
             self.critic = TwinQ(state_dim, action_dim, config.hidden_dim, config.critic_layer_norm)
             self.value = ValueNetwork(state_dim, config.hidden_dim)
             self._build_energy_model(state_dim, action_dim)  # f_ψ is only used by act() once it has been trained
+        self.encoders = AgentEncoders(self.encoder, config.policy_encoder, target_policy=True)
         self.target_policy = copy.deepcopy(self.policy).requires_grad_(False)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
         for module in self._modules_to_save().values():
             module.to(self.device)
-        self.actor_optimizer = torch.optim.Adam(self.policy.parameters(), lr=config.actor_lr)
+        self.actor_optimizer = torch.optim.Adam(self._actor_parameters(), lr=config.actor_lr)
         self.critic_optimizer = torch.optim.Adam([*self.critic.parameters(), *self.encoder.parameters()], lr=config.critic_lr)
         self.value_optimizer = torch.optim.Adam(self.value.parameters(), lr=config.critic_lr)
         self._reward_scale = 0.0  # running max |r|, for the default Q bound
@@ -185,18 +127,22 @@ class DAC4Rec(DiffusionActor, OfflineAgent):
 
     def _modules_to_save(self) -> dict[str, nn.Module]:
         modules = {"encoder": self.encoder, "policy": self.policy, "target_policy": self.target_policy,
-                   "critic": self.critic, "target_critic": self.target_critic, "value": self.value}
+                   "critic": self.critic, "target_critic": self.target_critic, "value": self.value,
+                   **self.encoders.modules_to_save()}
         if self.energy_model is not None:
             modules["energy"] = self.energy_model
         return modules
 
     # ----- step 1a: policy evaluation ----------------------------------------------------------------
     @torch.no_grad()
-    def td_target(self, next_state: torch.Tensor, rewards: torch.Tensor, terminals: torch.Tensor) -> torch.Tensor:
+    def td_target(self, next_state: torch.Tensor, rewards: torch.Tensor, terminals: torch.Tensor,
+                  next_policy_state: torch.Tensor | None = None) -> torch.Tensor:
         """y = r + γ (1 − terminal) min(Q′₁, Q′₂)(s′, a′),  a′ ~ μ_θ′(· | s′) by the reverse chain (Eq. 7).
 
-        With ``max_q_backup`` each twin takes the max over M next actions before the min (Kumar et al. 2020).
-        A timeout is not a terminal: the user did not leave, the log was cut, so the target still bootstraps."""
+        ``next_state`` is s′ as the target critic reads it (the target encoder's output) and
+        ``next_policy_state`` as the target policy reads it (default: the same). With ``max_q_backup`` each
+        twin takes the max over M next actions before the min (Kumar et al. 2020). A timeout is not a
+        terminal: the user did not leave, the log was cut, so the target still bootstraps."""
         cfg = self.config
         if bool((terminals >= 1).all()):
             # Every row ends its episode, so nothing bootstraps: y = r, and line 3's N-step chain (the most
@@ -204,9 +150,8 @@ class DAC4Rec(DiffusionActor, OfflineAgent):
             return rewards.clone()
         m = cfg.n_next_actions if cfg.max_q_backup else 1
         repeated = next_state.repeat_interleave(m, dim=0)
-        next_action = self.target_policy.sample(  # line 3 (a fast few-step solver when td_sampler asks)
-            repeated, generator=self.generator, sampler=cfg.td_sampler,
-            n_sample_steps=cfg.td_sample_steps if cfg.td_sampler != "ddpm" else None)
+        policy_repeated = repeated if next_policy_state is None else next_policy_state.repeat_interleave(m, dim=0)
+        next_action = self.sample_next_actions(self.target_policy, policy_repeated)  # line 3
         q1, q2 = self.target_critic(repeated, next_action)
         if m > 1:
             q1 = q1.reshape(-1, m).max(dim=1, keepdim=True).values
@@ -216,13 +161,13 @@ class DAC4Rec(DiffusionActor, OfflineAgent):
     def update_critic(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         """One critic step: the TD loss of Eq. 10 / Eq. 20, both twins regressed on the same target."""
         state = self.encoder(batch["observations"])
-        with torch.no_grad():
-            next_state = self.encoder(batch["next_observations"])
-        target = self.td_target(next_state, batch["rewards"], batch["terminals"])
+        next_state, next_policy_state = self.encoders.next_states(batch["next_observations"])  # target encoders
+        target = self.td_target(next_state, batch["rewards"], batch["terminals"], next_policy_state)
         q1, q2 = self.critic(state, batch["actions"])
         critic_loss = F.mse_loss(q1, target) + F.mse_loss(q2, target)  # Eq. 20 (a critic loss)
         self._step(self.critic_optimizer, critic_loss, [*self.critic.parameters(), *self.encoder.parameters()])
         soft_update(self.target_critic, self.critic, self.config.tau)
+        self.encoders.update_critic_target(self.config.tau)  # the target encoder moves with the target critic
         return {"critic_loss": critic_loss.item(), "q_mean": q1.mean().item(),
                 "q_abs_max": torch.max(q1.abs().max(), q2.abs().max()).item(), "target_mean": target.mean().item()}
 
@@ -255,44 +200,64 @@ class DAC4Rec(DiffusionActor, OfflineAgent):
         weights = torch.exp(advantage / (cfg.awr_temperature * scale)).clamp(max=cfg.awr_max_weight)
         return weights / weights.mean()
 
-    def policy_loss(self, state: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-        """L_d(θ) + λ L_q(θ) (Eq. 9, line 7), with L_q chosen by ``policy_improvement``."""
+    def policy_loss(self, state: torch.Tensor, action: torch.Tensor,
+                    critic_state: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+        """L_d(θ) + λ L_q(θ) (Eq. 9, line 7), with L_q chosen by ``policy_improvement``.
+
+        ``state`` is what the policy reads, ``critic_state`` what the critic (and V) read for the same rows
+        (default ``state``: they differ only with ``policy_encoder="separate"``)."""
         cfg = self.config
-        error, steps, approx = self.denoise_dataset_action(state, action)  # lines 5–6 (DiffusionActor)
+        critic_state = state if critic_state is None else critic_state
+        error, steps, approx = self.policy.denoise_dataset_action(state, action, self.generator)  # lines 5–6 (Eq. 13–14)
         bc_loss = error.mean()  # L_d, Eq. 8
         if cfg.q_weight == 0:  # pure behaviour cloning: no L_q to compute
             return bc_loss, {"bc_loss": bc_loss.item(), "q_loss": 0.0}
         extra: dict[str, float] = {}
         if cfg.policy_improvement == "direct":
-            # Eq. 15–16: −Q(s, â⁰) / mean |Q|, the gradient flowing through â⁰ into θ (DiffusionActor).
-            q_loss, q = self.direct_q_loss(state, approx)
+            # Eq. 15–16: −Q(s, â⁰) / mean |Q|, the gradient flowing through â⁰ into θ (DiffusionActor), â⁰
+            # clipped to the box as the sampler would (DiffusionActor.boxed).
+            q_loss, q = self.direct_q_loss(critic_state, self.boxed(approx))
             # The normalised loss is ≈ −1 by construction; the raw Q of â⁰ is the curve worth watching.
             extra = {"q_approx_mean": q.mean().item()}
         elif cfg.policy_improvement == "chain":
-            # The −A ablation (Sec. 4.6, Fig. 3c): no action approximation. a⁰ ~ μ_θ(·|s) is drawn through the
-            # whole reverse chain with gradients on (Eq. 11, as Diffusion-QL does), so ∂a⁰/∂θ runs through N
-            # ε calls; then the same normalised −Q. About 3–4× slower per update (benchmarks/training.py).
-            q_loss, q = self.direct_q_loss(state, self.policy.sample(state, generator=self.generator))
+            # The −A ablation (Sec. 4.6, Fig. 3c): no action approximation (Eq. 11, as Diffusion-QL does).
+            q_loss, q = self.chain_q_loss(state, critic_state)
             extra = {"q_sampled_mean": q.mean().item()}
         elif cfg.policy_improvement == "elbo":
             # Eq. 18: the ELBO's per-step weight times g(Q) times the ε error of the same draw as L_d.
-            q_loss = (self._elbo_weights[steps - 1] * self.advantage_weights(state, action).squeeze(1) * error).mean()
+            q_loss = (self._elbo_weights[steps - 1] * self.advantage_weights(critic_state, action).squeeze(1) * error).mean()
         else:  # "awr"
             # Eq. 19: g(Q) ‖a − â⁰‖², the negative log-likelihood of the approximated policy N(â⁰, I) up to
-            # constants, averaged over action dimensions like L_d (Eq. 8) so λ means the same for any action size.
-            q_loss = (self.advantage_weights(state, action) * (action - approx).pow(2).mean(dim=1, keepdim=True)).mean()
+            # constants, averaged over action dimensions like L_d (Eq. 8) so λ means the same for any action
+            # size. â⁰ unclipped: where it overshoots the box, this is the gradient that pulls it back.
+            q_loss = (self.advantage_weights(critic_state, action) * (action - approx).pow(2).mean(dim=1, keepdim=True)).mean()
         return bc_loss + cfg.q_weight * q_loss, {"bc_loss": bc_loss.item(), "q_loss": q_loss.item(), **extra}
+
+    def chain_q_loss(self, state: torch.Tensor, critic_state: torch.Tensor | None = None,
+                     generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The −A ablation's L_q: a⁰ ~ μ_θ(·|s) drawn through the whole reverse chain with gradients on
+        (Eq. 11), so ∂a⁰/∂θ runs through N ε calls; then the same normalised −Q as ``direct``. Returns
+        (L_q, Q). ``timing.chain_policy_update`` times this very loss inside ``update_policy``."""
+        critic_state = state if critic_state is None else critic_state
+        sampled = self.policy.sample(state, generator=self.generator if generator is None else generator)
+        return self.direct_q_loss(critic_state, sampled)
+
+    def _actor_parameters(self) -> list[torch.nn.Parameter]:
+        """What the actor's Adam trains: θ, and the policy encoder when it is separate."""
+        return [*self.policy.parameters(), *self.encoders.policy_parameters()]
 
     def update_policy(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         """Lines 5–7: (awr/elbo: a step of V(s) first), then one step of θ on L_d + λ L_q, then θ′."""
         with torch.no_grad():
-            state = self.encoder(batch["observations"])  # the policy does not train the encoder
+            critic_state = self.encoder(batch["observations"])  # the policy does not train the critic's encoder
+        state = self.encoders.policy_state(batch["observations"], critic_state)
         uses_value = self.config.policy_improvement in ("elbo", "awr")
-        metrics = self.update_value(state, batch["actions"]) if uses_value else {}
-        loss, policy_metrics = self.policy_loss(state, batch["actions"])
+        metrics = self.update_value(critic_state, batch["actions"]) if uses_value else {}
+        loss, policy_metrics = self.policy_loss(state, batch["actions"], critic_state)
         metrics.update(policy_metrics)
-        self._step(self.actor_optimizer, loss, list(self.policy.parameters()))
+        self._step(self.actor_optimizer, loss, self._actor_parameters())
         soft_update(self.target_policy, self.policy, self.config.tau)
+        self.encoders.update_policy_target(self.config.tau)
         return {**metrics, "policy_loss": loss.item()}
 
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
@@ -311,4 +276,5 @@ class DAC4Rec(DiffusionActor, OfflineAgent):
     def _act(self, obs: torch.Tensor, n_candidates: int, temperature: float | None,
              generator: torch.Generator | None) -> torch.Tensor:
         """Sample (energy-guided when energy=True, Eq. 24), then, with K > 1 candidates, select by Q (Eq. 21)."""
-        return self.sample_actions(self.encoder(obs), n_candidates, temperature, generator)
+        state = self.encoder(obs)
+        return self.sample_actions(self.encoders.policy_state(obs, state), n_candidates, temperature, generator, state)

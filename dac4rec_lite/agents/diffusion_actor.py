@@ -3,8 +3,8 @@
 An agent that mixes in :class:`DiffusionActor` gets, from its config:
 
 * ``policy`` μ_θ (a ``DiffusionPolicy`` over the VP ``schedule``) and, with ``energy=True``, the energy model f_ψ;
-* ``denoise_dataset_action`` — Algorithm 1 lines 5–6: one noising of the dataset action and one ε call give
-  L_d's integrand and the action approximation â⁰ (Eq. 13–14), clipped to the action box;
+* ``boxed`` — the action approximation â⁰ (Eq. 13–14, ``DiffusionPolicy.denoise_dataset_action``, lines 5–6)
+  clipped to the action box for the direct L_q;
 * ``direct_q_loss`` — L_q = −Q(s, â⁰) (Eq. 15–16), scale-free;
 * ``fit`` followed by ``fit_energy`` (Algorithm 1 step 2, lines 9–14), ``guidance`` (line 15) and
   ``sample_actions`` (Eq. 24 guided sampling, then Eq. 21 selection among K candidates).
@@ -24,6 +24,7 @@ import torch
 from ..diffusion import DiffusionPolicy, VPSchedule
 from ..energy import EnergyGuidance, EnergyModel, train_energy
 from .base import frozen, select_candidates
+from .encoding import upgrade_checkpoint
 
 __all__ = ["DiffusionActor"]
 
@@ -51,6 +52,16 @@ class DiffusionActor:
         self.energy_model = EnergyModel(state_dim, action_dim, self.schedule, cfg.hidden_dim) if cfg.energy else None
         self.energy_updates = 0
 
+    @property
+    def policy_encoder(self):
+        """The encoder the policy and f_ψ read: the critic's (shared) or the policy's own (separate)."""
+        return self.encoders.policy_encoder if self.encoders.separate else self.encoder
+
+    @classmethod
+    def _read_checkpoint(cls, path) -> dict:
+        """Checkpoints from before the target encoder load with a copy of the online encoder (encoding.py)."""
+        return upgrade_checkpoint(super()._read_checkpoint(path))
+
     def _extra_state(self) -> dict[str, int]:
         return {"energy_updates": getattr(self, "energy_updates", 0)}
 
@@ -58,26 +69,26 @@ class DiffusionActor:
         self.energy_updates = int(state.get("energy_updates", 0))
 
     # ----- policy improvement by action approximation ----------------------------------------------------
-    def denoise_dataset_action(self, state: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Lines 5–6: noise each dataset action once to a^i, i ~ U{1..N} (Eq. 13), and call ε_θ once.
+    def boxed(self, approx: torch.Tensor) -> torch.Tensor:
+        """â⁰ clipped to the action box before the direct L_q, when ``clip_approximation`` (the default).
 
-        Returns the per-row ε error ‖ε − ε_θ(a^i, s, i)‖² / action_dim (the integrand of L_d, Eq. 8, averaged
-        over action dimensions as ``DiffusionPolicy.loss`` does), the steps i (B,), and the action
-        approximation â⁰ = (a^i − √(1−ᾱ_i) ε_θ) / √ᾱ_i (Eq. 14) of the same draw, differentiable w.r.t. θ.
-        L_d and L_q share this one network pass, as in EDP (Kang et al. 2023), where the action approximation
-        comes from."""
-        error, steps, approx = self.policy.denoise_dataset_action(state, action, self.generator)  # Eq. 13–14
-        if self.config.clip_approximation and self.config.max_action is not None:
-            # The sampler clips every â⁰ to the action box (samplers.py), so this is the action the policy
-            # would play from a^i. Unclipped, L_q pulls â⁰ far outside: at i = N, (1−ᾱ_N)/ᾱ_N ≈ 150 turns a
-            # small ε shift into a huge action shift, and −Q (direct) keeps pushing along the critic's
-            # extrapolation where the sampler's clip makes it useless (corner bandit: median |â⁰| ≈ 37 at
-            # i = N), spending the gradient there instead of at the middle steps that pick the blob. Clipped,
-            # a row pushed past the box gets no more L_q gradient (only L_d's). EDP (sail-sg/edp) clips â⁰
-            # the same way. Corner bandit, 2000 updates: direct λ = 3 went from 3.70 (62 % on the best blob)
-            # to 4.50 (87 %), awr λ = 1 (unnormalised weights) from 4.32 to 4.72.
-            approx = approx.clamp(-self.config.max_action, self.config.max_action)
-        return error, steps, approx
+        The sampler clips every â⁰ to the box (samplers.py), so this is the action the policy would play from
+        a^i. Unclipped, L_q pulls â⁰ far outside: at i = N, (1−ᾱ_N)/ᾱ_N ≈ 150 turns a small ε shift into a
+        huge action shift, and −Q keeps pushing along the critic's extrapolation where the sampler's clip
+        makes it useless, spending the gradient there instead of at the middle steps that pick the blob.
+        Clipped, a row pushed past the box gets no more L_q gradient (only L_d's); EDP (sail-sg/edp) clips â⁰
+        the same way. Only for −Q (``direct``): Eq. 19's ‖a − â⁰‖² (``awr``) needs â⁰'s gradient exactly
+        where it overshoots, to pull it back (docs/errata.md, Conventions)."""
+        cfg = self.config
+        if cfg.clip_approximation and cfg.max_action is not None:
+            return approx.clamp(-cfg.max_action, cfg.max_action)
+        return approx
+
+    def sample_next_actions(self, policy: DiffusionPolicy, next_state: torch.Tensor) -> torch.Tensor:
+        """a′ ~ μ(· | s′) by the reverse chain (Eq. 7, Algorithm 1 line 3) for the TD target, with the config's
+        ``td_sampler`` (a fast few-step solver when it asks for one); ``policy`` is μ_θ′ or, for SAC, μ_θ."""
+        cfg = self.config
+        return policy.sample(next_state, generator=self.generator, sampler=cfg.td_sampler, n_sample_steps=cfg.td_sample_k)
 
     def direct_q_loss(self, state: torch.Tensor, approx: torch.Tensor,
                       q_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -108,8 +119,9 @@ class DiffusionActor:
         steps = cfg.energy_steps if steps is None else steps
         self.energy_log = train_energy(
             self.energy_model, self.policy, self.critic, dataset, steps, n_support=cfg.n_support, beta=cfg.energy_beta,
-            method=cfg.energy_method, n_states=cfg.energy_states, encoder=self.encoder,
-            seed=cfg.seed + self.energy_updates, progress=progress,
+            method=cfg.energy_method, n_states=cfg.energy_states, encoder=self.policy_encoder,
+            critic_encoder=self.encoder if self.encoders.separate else None,
+            seed=cfg.seed + self.energy_updates, progress=progress, standardize=True,
         )
         self.energy_updates += steps
         return self.energy_log
@@ -124,15 +136,17 @@ class DiffusionActor:
         return EnergyGuidance(self.energy_model, self.config.energy_scale)
 
     def sample_actions(self, state: torch.Tensor, n_candidates: int, temperature: float | None,
-                       generator: torch.Generator | None) -> torch.Tensor:
+                       generator: torch.Generator | None, critic_state: torch.Tensor | None = None) -> torch.Tensor:
         """Sample from μ_θ (energy-guided when energy=True, Eq. 24), then, with K > 1 candidates per state,
-        select by min Q (Eq. 21; argmax when ``temperature`` is None)."""
+        select by min Q (Eq. 21; argmax when ``temperature`` is None). ``state`` is the policy's state,
+        ``critic_state`` the critic's (default ``state``)."""
         cfg = self.config
         repeated = state.repeat_interleave(n_candidates, dim=0)
         candidates = self.policy.sample(
             repeated, guidance=self.guidance(), generator=generator, sampler=cfg.act_sampler,
-            n_sample_steps=cfg.act_sample_steps if cfg.act_sampler != "ddpm" else None)
+            n_sample_steps=cfg.act_sample_k)
         if n_candidates == 1:
             return candidates
-        q = self.critic.q_min(repeated, candidates)
+        critic_repeated = repeated if critic_state is None else critic_state.repeat_interleave(n_candidates, dim=0)
+        q = self.critic.q_min(critic_repeated, candidates)
         return select_candidates(q, candidates, state.shape[0], temperature, generator)
