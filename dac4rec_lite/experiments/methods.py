@@ -40,10 +40,9 @@ BEHAVIOUR_LOGS: dict[str, tuple[str, ...]] = {
 
 
 def _diffusion_kwargs(agent: dict[str, Any], energy_steps: int) -> dict[str, Any]:
-    """A diffusion actor with energy guidance. β = 0.3, not the default 3: on the simulator's Q scale (tens of
-    clicks) β = 3 made the CEP targets nearly one-hot and guided sampling collapse onto the critic's errors
-    (docs/backbones.md). This override goes once β is unit-free in the agents."""
-    return dict(agent, energy_steps=energy_steps, energy_beta=0.3)
+    """A diffusion actor with energy guidance, at the agents' default β: β is unit-free (the agents score
+    supports by β·Q/σ, docs/errata.md "Conventions"), so the simulator needs no β of its own."""
+    return dict(agent, energy_steps=energy_steps)
 
 
 def _plain_kwargs(agent: dict[str, Any]) -> dict[str, Any]:
