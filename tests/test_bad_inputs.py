@@ -242,6 +242,8 @@ CHECKPOINT_CASES = [
      "do not match the digest"),
     ("generator state edited", lambda ck: ck["rng"]["generator"].__setitem__(100, ck["rng"]["generator"][100] ^ 1),
      "do not match the digest"),
+    ("optimiser state edited", lambda ck: next(iter(ck["optimizers"]["critic_optimizer"]["state"].values()))["exp_avg"].mul_(2),
+     "do not match the digest"),
     ("rng damaged", lambda ck: (ck.__setitem__("rng", {"device": "cpu"}), ck.pop("digest")),
      "generator states are damaged"),
     ("optimiser of another shape", lambda ck: (ck["optimizers"]["critic_optimizer"]["param_groups"][0]["params"].pop(),
@@ -303,7 +305,7 @@ def test_a_byte_flipped_checkpoint_is_refused(saved, tmp_path):
     flipped = tmp_path / "flipped.pt"
     flipped.write_bytes(bytes(raw))
     torch.load(flipped, weights_only=True)  # still a readable file: only the digest can tell
-    with pytest.raises(ValueError, match="is corrupt: its weights do not match the digest"):
+    with pytest.raises(ValueError, match="is corrupt: its weights or states do not match the digest"):
         dl.DAC4Rec.load(flipped)
 
 

@@ -2,9 +2,10 @@
 
 A checkpoint is a dict saved by ``torch.save`` and read back with ``weights_only=True`` (a file can never run
 code): ``format`` (the tag below), ``agent`` (class name), ``config`` (plain values), ``n_updates``, ``extra``
-(the subclass's counters), ``weights`` ({part: state_dict}), ``rng`` (the agent's generator states, so that a
-resumed ``fit`` continues the random stream instead of replaying it) and ``digest``: a SHA-256 over the
-weights and generator states in a canonical order (part, tensor name, dtype, shape, bytes). ``read_checkpoint``
+(the subclass's counters), ``weights`` ({part: state_dict}), ``optimizers`` ({attribute: state_dict}), ``rng``
+(the agent's generator states, so that a resumed ``fit`` continues the random stream instead of replaying it)
+and ``digest``: a SHA-256 over weights, optimiser and generator states in a canonical order (entry, part,
+tensor name, dtype, shape, bytes). ``read_checkpoint``
 recomputes it and refuses a file whose bytes changed since it was written.
 
 Checkpoints written before the digest and the generator states existed still load: without a digest there
@@ -27,6 +28,7 @@ __all__ = ["CHECKPOINT_FORMAT", "FIELDS_ADDED_LATER", "read_checkpoint", "write_
 CHECKPOINT_FORMAT = "dac4rec_lite-agent-v1"
 # Config fields added after checkpoints of this format were first written, with the value such files used.
 FIELDS_ADDED_LATER = {"eps_activation": "silu"}  # the ε-network's activation was SiLU before the field existed
+DIGESTED = ("weights", "optimizers", "rng")  # the entries the digest covers
 # Entry → the type it must have (anything else is a damaged or hand-made file).
 REQUIRED_ENTRIES: dict[str, type | tuple[type, ...]] = {"agent": str, "config": dict, "n_updates": int,
                                                        "weights": dict}
@@ -42,17 +44,22 @@ def _feed(hasher: Any, name: str, value: object) -> None:
     elif isinstance(value, dict):
         for key in sorted(value, key=str):
             _feed(hasher, f"{name}/{key}", value[key])
+    elif isinstance(value, (list, tuple)):
+        for k, item in enumerate(value):
+            _feed(hasher, f"{name}[{k}]", item)
     else:  # plain values inside state dicts (rare: e.g. a custom module's extra state)
         hasher.update(repr(value).encode())
 
 
-def content_digest(weights: dict[str, Any], rng: dict[str, Any] | None = None) -> str:
-    """SHA-256 (hex) of the weights (and generator states) in a canonical order: the same tensors give the
-    same digest whatever order the dicts were built in; one flipped bit gives another."""
+def content_digest(checkpoint: dict[str, Any]) -> str:
+    """SHA-256 (hex) of a checkpoint's weights, optimiser states and generator states in a canonical order: the
+    same tensors give the same digest whatever order the dicts were built in; one flipped bit gives another.
+    (The config and counters are plain values: a damaged one fails to unpickle or is caught by the config
+    comparison on load.)"""
     hasher = hashlib.sha256()
-    _feed(hasher, "weights", weights)
-    if rng:
-        _feed(hasher, "rng", rng)
+    for entry in DIGESTED:
+        if entry in checkpoint:
+            _feed(hasher, entry, checkpoint[entry])
     return hasher.hexdigest()
 
 
@@ -60,7 +67,7 @@ def write_checkpoint(path: str | os.PathLike[str], checkpoint: dict[str, Any]) -
     """Add the tag and the digest to ``checkpoint`` and write it atomically (``io.atomic_write``): an
     interrupted or failed save leaves the previous file at ``path`` intact."""
     payload = dict(checkpoint, format=CHECKPOINT_FORMAT)
-    payload["digest"] = content_digest(payload["weights"], payload.get("rng"))
+    payload["digest"] = content_digest(payload)
     try:
         atomic_write(path, lambda f: torch.save(payload, f))
     except RuntimeError as err:  # torch reports a failed write (disk full, size limit) as its own error
@@ -95,15 +102,15 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict:
         if not isinstance(value, kind) or isinstance(value, bool):
             raise ValueError(f"{path!s} is a damaged checkpoint: its '{entry}' entry is a {type(value).__name__}, "
                              f"expected {getattr(kind, '__name__', kind)}.")
-    for entry in ("extra", "rng"):
+    for entry in ("extra", "rng", "optimizers"):
         if entry in checkpoint and not isinstance(checkpoint[entry], dict):
             raise ValueError(f"{path!s} is a damaged checkpoint: its '{entry}' entry is a "
                              f"{type(checkpoint[entry]).__name__}, expected dict.")
     if "digest" in checkpoint:
-        if content_digest(checkpoint["weights"], checkpoint.get("rng")) != checkpoint["digest"]:
+        if content_digest(checkpoint) != checkpoint["digest"]:
             raise ValueError(
-                f"{path!s} is corrupt: its weights do not match the digest stored when it was saved (the file "
-                "changed on disk or in transfer). Use another copy, or the last good checkpoint."
+                f"{path!s} is corrupt: its weights or states do not match the digest stored when it was saved (the "
+                "file changed on disk or in transfer). Use another copy, or the last good checkpoint."
             )
     return checkpoint
 
