@@ -92,6 +92,8 @@ class Exercise:
     call: Callable[[Callable, Case], Any] | None = None
     # A specific diagnosis for a NaN/inf result (e.g. the ELBO weight at i = 1), else the generic one.
     nonfinite_hint: Callable[[torch.Tensor, Case], tuple[str, str] | None] = lambda out, case: None
+    # What a refused kit-calling answer is asked to write instead, and from what.
+    write_yourself: str = "Write the formula yourself from the inputs you are given (the tables, the networks)"
 
 
 @dataclass(frozen=True)
@@ -271,9 +273,8 @@ def _judge(exercise: Exercise, fn: Callable) -> Verdict:
         if called:
             names = " and ".join(called)
             return _fail(exercise, "calls_kit",
-                         f"your answer calls {names}, the kit's own implementation of this exercise. Write the "
-                         "formula yourself from the inputs you are given (the tables, the networks): the point is "
-                         "to see every term.", case)
+                         f"your answer calls {names}, the kit's own implementation of this exercise. "
+                         f"{exercise.write_yourself}: the point is to see every term.", case)
         if status == "not_implemented":
             return Verdict(name, False, "not_implemented",
                            f"… {name} ({_label(exercise)}): not implemented yet. Replace the line "
