@@ -246,8 +246,8 @@ def local_ray():
     ray = pytest.importorskip("ray", reason="Ray is not installed (pip install -r requirements.txt pins it)")
     here = str(Path(__file__).parent)
     path = os.pathsep.join([here, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    # a busy machine can take longer than Ray's default 60 s to register the node
-    slow_start = {"RAY_raylet_start_wait_time_s": "120"}
+    # give up after 30 s: an idle machine starts a node in a few seconds, an overloaded one not at all
+    slow_start = {"RAY_raylet_start_wait_time_s": "30"}
     saved = {k: os.environ.get(k) for k in slow_start}
     os.environ.update({k: v for k, v in slow_start.items() if saved[k] is None})
     try:
