@@ -200,30 +200,35 @@ class DAC4Rec(DiffusionActor, OfflineAgent):
         weights = torch.exp(advantage / (cfg.awr_temperature * scale)).clamp(max=cfg.awr_max_weight)
         return weights / weights.mean()
 
-    def policy_loss(self, state: torch.Tensor, action: torch.Tensor,
-                    critic_state: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    def policy_loss(self, state: torch.Tensor, action: torch.Tensor, critic_state: torch.Tensor | None = None,
+                    improvement: str | None = None,
+                    generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, float]]:
         """L_d(θ) + λ L_q(θ) (Eq. 9, line 7), with L_q chosen by ``policy_improvement``.
 
         ``state`` is what the policy reads, ``critic_state`` what the critic (and V) read for the same rows
-        (default ``state``: they differ only with ``policy_encoder="separate"``)."""
+        (default ``state``: they differ only with ``policy_encoder="separate"``). ``improvement`` overrides
+        the config's choice for this call and ``generator`` the agent's (``experiments.timing`` times the −A
+        "chain" loss this way on the agent it trains)."""
         cfg = self.config
+        improvement = cfg.policy_improvement if improvement is None else improvement
+        generator = self.generator if generator is None else generator
         critic_state = state if critic_state is None else critic_state
-        error, steps, approx = self.policy.denoise_dataset_action(state, action, self.generator)  # lines 5–6 (Eq. 13–14)
+        error, steps, approx = self.policy.denoise_dataset_action(state, action, generator)  # lines 5–6 (Eq. 13–14)
         bc_loss = error.mean()  # L_d, Eq. 8
         if cfg.q_weight == 0:  # pure behaviour cloning: no L_q to compute
             return bc_loss, {"bc_loss": bc_loss.item(), "q_loss": 0.0}
         extra: dict[str, float] = {}
-        if cfg.policy_improvement == "direct":
+        if improvement == "direct":
             # Eq. 15–16: −Q(s, â⁰) / mean |Q|, the gradient flowing through â⁰ into θ (DiffusionActor), â⁰
             # clipped to the box as the sampler would (DiffusionActor.boxed).
             q_loss, q = self.direct_q_loss(critic_state, self.boxed(approx))
             # The normalised loss is ≈ −1 by construction; the raw Q of â⁰ is the curve worth watching.
             extra = {"q_approx_mean": q.mean().item()}
-        elif cfg.policy_improvement == "chain":
+        elif improvement == "chain":
             # The −A ablation (Sec. 4.6, Fig. 3c): no action approximation (Eq. 11, as Diffusion-QL does).
-            q_loss, q = self.chain_q_loss(state, critic_state)
+            q_loss, q = self.chain_q_loss(state, critic_state, generator)
             extra = {"q_sampled_mean": q.mean().item()}
-        elif cfg.policy_improvement == "elbo":
+        elif improvement == "elbo":
             # Eq. 18: the ELBO's per-step weight times g(Q) times the ε error of the same draw as L_d.
             q_loss = (self._elbo_weights[steps - 1] * self.advantage_weights(critic_state, action).squeeze(1) * error).mean()
         else:  # "awr"
@@ -237,7 +242,7 @@ class DAC4Rec(DiffusionActor, OfflineAgent):
                      generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The −A ablation's L_q: a⁰ ~ μ_θ(·|s) drawn through the whole reverse chain with gradients on
         (Eq. 11), so ∂a⁰/∂θ runs through N ε calls; then the same normalised −Q as ``direct``. Returns
-        (L_q, Q). ``timing.chain_policy_update`` times this very loss inside ``update_policy``."""
+        (L_q, Q)."""
         critic_state = state if critic_state is None else critic_state
         sampled = self.policy.sample(state, generator=self.generator if generator is None else generator)
         return self.direct_q_loss(critic_state, sampled)
@@ -246,14 +251,19 @@ class DAC4Rec(DiffusionActor, OfflineAgent):
         """What the actor's Adam trains: θ, and the policy encoder when it is separate."""
         return [*self.policy.parameters(), *self.encoders.policy_parameters()]
 
-    def update_policy(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
-        """Lines 5–7: (awr/elbo: a step of V(s) first), then one step of θ on L_d + λ L_q, then θ′."""
+    def update_policy(self, batch: dict[str, torch.Tensor], improvement: str | None = None,
+                      generator: torch.Generator | None = None) -> dict[str, float]:
+        """Lines 5–7: (awr/elbo: a step of V(s) first), then one step of θ on L_d + λ L_q, then θ′.
+        ``improvement`` and ``generator`` as in ``policy_loss``."""
+        improvement = self.config.policy_improvement if improvement is None else improvement
+        if improvement not in POLICY_IMPROVEMENTS:
+            raise ValueError(f"improvement must be one of {POLICY_IMPROVEMENTS}, got {improvement!r}.")
         with torch.no_grad():
             critic_state = self.encoder(batch["observations"])  # the policy does not train the critic's encoder
         state = self.encoders.policy_state(batch["observations"], critic_state)
-        uses_value = self.config.policy_improvement in ("elbo", "awr")
+        uses_value = improvement in ("elbo", "awr")
         metrics = self.update_value(critic_state, batch["actions"]) if uses_value else {}
-        loss, policy_metrics = self.policy_loss(state, batch["actions"], critic_state)
+        loss, policy_metrics = self.policy_loss(state, batch["actions"], critic_state, improvement, generator)
         metrics.update(policy_metrics)
         self._step(self.actor_optimizer, loss, self._actor_parameters())
         soft_update(self.target_policy, self.policy, self.config.tau)

@@ -23,10 +23,8 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 import torch
-from torch import nn
 
 from ..agents.dac4rec import DAC4Rec
-from ..critics import soft_update
 from ..diffusion import DiffusionPolicy
 from ..diffusion.networks import INPLACE_ACTIVATIONS
 
@@ -40,30 +38,18 @@ POLICY_UPDATE_METHODS = ("action approximation", "through the chain")
 
 def chain_policy_loss(agent: DAC4Rec, state: torch.Tensor, action: torch.Tensor,
                       generator: torch.Generator | None = None) -> torch.Tensor:
-    """L_d + λ L_q with a⁰ ~ μ_θ(· | s) drawn through the whole reverse chain, gradients on (Eq. 11, 16).
-
-    L_q = −mean Q(s, a⁰) / mean |Q| (detached), the same normalised direct loss as DAC4Rec's, so the two
-    updates differ only in where a⁰ comes from."""
-    bc_loss = agent.policy.loss(state, action, generator=generator)  # Eq. 8
-    sampled = agent.policy.sample(state, generator=generator)  # N ε calls, all on the gradient path
-    q = agent.critic.q_min(state, sampled)
-    return bc_loss + agent.config.q_weight * (-q.mean() / q.abs().mean().detach().clamp(min=1e-6))
+    """L_d + λ L_q with a⁰ ~ μ_θ(· | s) drawn through the whole reverse chain, gradients on (Eq. 11, 16):
+    the loss ``DAC4Rec(policy_improvement="chain")`` (RQ4's −A) trains, computed by the agent itself
+    (``DAC4Rec.policy_loss(..., improvement="chain")``): L_d and â⁰ from one noising of the dataset action,
+    L_q = −mean Q(s, a⁰) / mean |Q| with the critic frozen, so the two updates differ only in where a⁰ comes from."""
+    return agent.policy_loss(state, action, improvement="chain", generator=generator)[0]
 
 
 def chain_policy_update(agent: DAC4Rec, batch: dict[str, torch.Tensor],
                         generator: torch.Generator | None = None) -> float:
-    """One policy step with ``chain_policy_loss``, done the way ``DAC4Rec.update_policy`` does its own
-    (frozen encoder, gradient clipping, Adam step, soft target update). Returns the loss."""
-    with torch.no_grad():
-        state = agent.encoder(batch["observations"])
-    loss = chain_policy_loss(agent, state, batch["actions"], generator)
-    agent.actor_optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    if agent.config.grad_clip > 0:
-        nn.utils.clip_grad_norm_(agent.policy.parameters(), agent.config.grad_clip)
-    agent.actor_optimizer.step()
-    soft_update(agent.target_policy, agent.policy, agent.config.tau)
-    return loss.item()
+    """One policy step of the −A ablation: ``DAC4Rec.update_policy`` with the "chain" improvement, the very
+    update RQ4 trains (encoder frozen, gradient clipping, Adam step, target updates). Returns the loss."""
+    return agent.update_policy(batch, improvement="chain", generator=generator)["policy_loss"]
 
 
 def median_seconds(fn: Callable[[], object], repeats: int) -> float:
