@@ -106,7 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate_cmd.add_argument("--seeds", type=_seed_tokens, nargs="+", default=None, help=seeds_help + " (default 0)")
     _common(evaluate_cmd)
 
-    study = commands.add_parser("study", help="run the paper's studies and write CSV + an HTML report")
+    study = commands.add_parser(
+        "study", help="run the paper's studies and write CSV + an HTML report",
+        description="Run a study and write <out>/<name>.csv, <out>/<name>_runs.csv and <out>/report.html. Each finished "
+                    "run is appended to <name>_runs.csv at once; rerunning the same command resumes (finished runs are "
+                    "skipped; delete the run table to start afresh). A run that fails twice is named at the end and "
+                    "the command exits 1.")
     study.add_argument("name", choices=[*STUDY_NAMES, "all"], help="rq1 … rq5, energy, or all")
     study.add_argument("--seeds", type=_seed_tokens, nargs="+", default=None, help=seeds_help + " (default: the preset's)")
     study.add_argument("--workers", type=_positive, default=None,
