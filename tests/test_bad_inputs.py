@@ -281,3 +281,25 @@ def test_a_broken_energy_model_in_an_agent_is_an_error_not_nan_actions(data):
         warnings.simplefilter("ignore")
         with pytest.raises(ValueError, match="guidance energy returned NaN"):
             agent.act(np.zeros(OBS, dtype=np.float32))
+
+
+# ----- the same checks hold for every agent class (they live in the shared base) -------------------------
+OTHER_AGENTS = [dl.DDPG, dl.TD3, dl.SAC, dl.BehaviorCloning, dl.TD3BC]
+
+
+@pytest.mark.parametrize("cls", OTHER_AGENTS, ids=lambda c: c.__name__)
+def test_every_agent_refuses_non_binary_terminals(cls):
+    with pytest.raises(ValueError, match="only 0 or 1, found 0.5"):
+        cls(OBS, ACT, hidden_dim=8).update(batch(**_flags(0.5)))
+
+
+@pytest.mark.parametrize("cls", [*OTHER_AGENTS, dl.DecisionTransformer], ids=lambda c: c.__name__)
+def test_every_agent_refuses_fractional_steps(cls, data):
+    with pytest.raises(TypeError, match="steps must be an int"):
+        cls(OBS, ACT).fit(data, 2.5, progress=False)
+
+
+@pytest.mark.parametrize("cls", OTHER_AGENTS, ids=lambda c: c.__name__)
+def test_every_agent_refuses_a_numpy_generator(cls):
+    with pytest.raises(TypeError, match="must be a torch.Generator"):
+        cls(OBS, ACT, hidden_dim=8).act(np.zeros(OBS, dtype=np.float32), generator=np.random.default_rng(0))
