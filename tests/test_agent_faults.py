@@ -237,6 +237,18 @@ def test_keyboard_interrupt_between_updates_returns_the_log_so_far(data, monkeyp
     assert torch.equal(agent.generator.get_state(), reference.generator.get_state())
 
 
+def test_an_interrupted_fit_does_not_go_on_to_train_the_energy_model(data, monkeypatch):
+    agent = tiny_agent(energy=True, energy_steps=2, n_support=2, energy_states=8)
+
+    def update(b):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(agent, "update", update)
+    with pytest.warns(UserWarning, match="after 0 of 5 updates"):
+        agent.fit(data, 5, batch_size=8, progress=False)
+    assert agent.energy_updates == 0
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT delivery to the own process")
 def test_ctrl_c_inside_an_update_is_held_until_the_update_is_complete(data, monkeypatch):
     """A real SIGINT arrives after the critic step and before the actor step of update 3: the update

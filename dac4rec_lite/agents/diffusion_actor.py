@@ -106,7 +106,7 @@ class DiffusionActor:
         """``steps`` updates (critic + policy); then, with an energy model, Algorithm 1 step 2:
         ``energy_steps`` updates of f_ψ (``fit_energy``; its log is kept in ``self.energy_log``)."""
         log = super().fit(dataset, steps, batch_size, progress, log_every)
-        if self.energy_model is not None:
+        if self.energy_model is not None and not log.attrs.get("interrupted"):  # Ctrl-C: stop, do not go on to f_ψ
             self.fit_energy(dataset, progress=progress)
         return log
 
