@@ -273,6 +273,24 @@ def test_ctrl_c_inside_an_update_is_held_until_the_update_is_complete(data, monk
     assert _critic_steps(agent) == 3 and actor_steps == 3
 
 
+def test_an_ignored_sigint_stays_ignored_during_fit(data, monkeypatch):
+    """Pool workers ignore SIGINT so that their parent handles Ctrl-C: fit must not start catching it there."""
+    agent = tiny_agent(lr_decay=False)
+    real_update, seen = agent.update, []
+
+    def update(b):
+        seen.append(signal.getsignal(signal.SIGINT))
+        return real_update(b)
+
+    monkeypatch.setattr(agent, "update", update)
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        agent.fit(data, 2, batch_size=8, progress=False)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert seen == [signal.SIG_IGN, signal.SIG_IGN]
+
+
 def test_an_interrupt_raised_halfway_by_code_is_reported_not_hidden(data, monkeypatch):
     """A KeyboardInterrupt raised by code (not the signal) after the critic stepped cannot be undone: fit
     says the agent is inconsistent and re-raises instead of returning as if all were well."""

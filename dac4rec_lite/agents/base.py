@@ -49,7 +49,8 @@ class _Interrupt:
 @contextlib.contextmanager
 def _deferred_interrupt() -> Iterator[_Interrupt]:
     """Hold a Ctrl-C (SIGINT) until the caller checks ``.requested`` at its next boundary; a second Ctrl-C
-    raises ``KeyboardInterrupt`` at once. Outside the main thread (no signals there) nothing is installed."""
+    raises ``KeyboardInterrupt`` at once. Outside the main thread (no signals there), or where SIGINT is
+    ignored, nothing is installed."""
     interrupt = _Interrupt()
 
     def hold(signum: int, frame: object) -> None:
@@ -58,7 +59,8 @@ def _deferred_interrupt() -> Iterator[_Interrupt]:
         interrupt.requested = True
 
     previous = signal.getsignal(signal.SIGINT)
-    install = threading.current_thread() is threading.main_thread() and previous is not None
+    # Not where SIGINT is ignored (e.g. pool workers whose parent handles Ctrl-C) or cannot be handled.
+    install = threading.current_thread() is threading.main_thread() and previous not in (None, signal.SIG_IGN)
     if install:
         signal.signal(signal.SIGINT, hold)
     try:
