@@ -93,6 +93,8 @@ def check_device(device: object, name: str = "device") -> torch.device:
         if target.index is not None and target.index >= torch.cuda.device_count():
             raise ValueError(f"{name}={str(device)!r} but this machine has {torch.cuda.device_count()} CUDA "
                              f"device(s); use an index below that.")
+    if target.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"{name}={str(device)!r} but MPS (Apple GPU) is not available on this machine; use device='cpu'.")
     return target
 
 

@@ -222,6 +222,9 @@ SAMPLE_CASES = [
 ]
 if NO_CUDA:
     SAMPLE_CASES.append(("cuda without CUDA", {"device": "cuda"}, ValueError, "CUDA is not available"))
+    SAMPLE_CASES.append(("cuda:1 without CUDA", {"device": torch.device("cuda", 1)}, ValueError, "CUDA is not available"))
+if not torch.backends.mps.is_available():
+    SAMPLE_CASES.append(("mps without MPS", {"device": "mps"}, ValueError, "MPS .* is not available"))
 
 
 @pytest.mark.parametrize("name, kwargs, error, phrase", SAMPLE_CASES, ids=[c[0] for c in SAMPLE_CASES])
