@@ -53,3 +53,20 @@ def test_agent_configs_are_built_from_the_shared_groups_not_restated():
     assert dl.DAC4RecConfig(3, 2, td_sampler="dpm", td_sample_steps=4, n_steps=10).td_sample_k == 4
     with pytest.raises(ValueError, match="beta_max must be > beta_min"):
         dl.DAC4RecConfig(3, 2, beta_min=2.0, beta_max=1.0)
+
+
+@pytest.mark.parametrize("cls,kwargs,error,match", [
+    (dl.BehaviorCloning, dict(lr=NAN), ValueError, "lr must be a finite number"),
+    (dl.BehaviorCloning, dict(hidden_dim=-4), ValueError, "hidden_dim must be >= 1"),
+    (dl.BehaviorCloning, dict(deterministic="yes"), TypeError, "deterministic must be True or False"),
+    (dl.TD3BC, dict(bc_weight=NAN), ValueError, "bc_weight must be a finite number"),
+    (dl.DecisionTransformer, dict(seed=1.5), TypeError, "seed must be an int"),
+    (dl.DecisionTransformer, dict(dropout=1.0), ValueError, r"dropout must be in \[0, 1\)"),
+    (dl.DecisionTransformer, dict(target_return=NAN), ValueError, "target_return must be a finite number"),
+    (dl.DecisionTransformer, dict(obs_dim=0), ValueError, "obs_dim must be >= 1"),
+])
+def test_baseline_configs_share_the_validation(cls, kwargs, error, match):
+    args = {**dict(obs_dim=3, action_dim=2), **kwargs}
+    with pytest.raises(error, match=match):
+        cls(args.pop("obs_dim"), args.pop("action_dim"), **args)
+    assert issubclass(cls.Config, AgentConfig)

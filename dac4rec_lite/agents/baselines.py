@@ -21,30 +21,23 @@ from .._checks import seeded_init
 from ..gaussian import GaussianPolicy
 from .backbones import TD3, TD3Config
 from .base import OfflineAgent, encoder_config, frozen
+from .config import AgentConfig
 
 __all__ = ["BehaviorCloning", "BehaviorCloningConfig", "TD3BC", "TD3BCConfig"]
 
 
 @dataclass
-class BehaviorCloningConfig:
-    """Hyper-parameters of Gaussian behaviour cloning (plain values, saved beside the weights)."""
+class BehaviorCloningConfig(AgentConfig):
+    """Hyper-parameters of Gaussian behaviour cloning (plain values, saved beside the weights). The shared
+    fields (sizes, ``encoder`` — here trained by the BC loss —, ``obs_layout``, ``device``, ``seed``) and the
+    validation of every field come from ``AgentConfig`` (agents/config.py)."""
 
-    obs_dim: int
-    action_dim: int
-    encoder: str | None = None       # None/"identity", "mlp", "gru", "sasrec", or "custom:<Class>" (trained by the BC loss)
-    obs_layout: tuple[int, int, int] | None = None
-    device: str = "cpu"
-    seed: int = 0
     hidden_dim: int = 256
     max_action: float | None = 1.0
     lr: float = 1e-3
     lr_decay: bool = True            # cosine-decay the learning rate to 0 over each fit()
     grad_clip: float = 5.0
     deterministic: bool = True       # act() plays the mean; False draws from N(m(s), σ(s)²) (clipped to the box)
-
-    def __post_init__(self) -> None:
-        if not self.lr > 0 or self.grad_clip < 0:
-            raise ValueError(f"lr must be positive and grad_clip >= 0, got lr={self.lr}, grad_clip={self.grad_clip}.")
 
 
 class BehaviorCloning(OfflineAgent):

@@ -41,6 +41,7 @@ from torch import nn
 
 from .._checks import check_generator, randint, randn, seeded_init
 from .base import OfflineAgent, encoder_config
+from .config import AgentConfig
 
 __all__ = ["DecisionTransformer", "DecisionTransformerConfig", "TrajectoryWindows", "SEQUENCE_KEYS"]
 
@@ -183,11 +184,11 @@ class DecisionTransformerNet(nn.Module):
 
 
 @dataclass
-class DecisionTransformerConfig:
-    """Hyper-parameters of the Decision Transformer (plain values, saved beside the weights)."""
+class DecisionTransformerConfig(AgentConfig):
+    """Hyper-parameters of the Decision Transformer (plain values, saved beside the weights). The shared
+    fields (sizes, ``encoder`` — here trained by the DT loss —, ``obs_layout``, ``device``, ``seed``) and the
+    validation of every field come from ``AgentConfig`` (agents/config.py)."""
 
-    obs_dim: int
-    action_dim: int
     context_length: int = 10         # K: timesteps the model sees (3K tokens)
     embed_dim: int = 64
     n_layers: int = 2
@@ -196,10 +197,6 @@ class DecisionTransformerConfig:
     max_timestep: int = 128          # entries of the step embedding; later steps share the last one
     target_return: float | None = None   # R̂_1 when acting; None: the 90th percentile of the dataset's episode returns
     return_scale: float | None = None    # returns-to-go are divided by it; None: the dataset's mean |episode return|
-    encoder: str | None = None       # None/"identity", "mlp", "gru", "sasrec", or "custom:<Class>" (trained by the DT loss)
-    obs_layout: tuple[int, int, int] | None = None
-    device: str = "cpu"
-    seed: int = 0
     max_action: float | None = 1.0
     stochastic: bool = True          # a Gaussian head trained by likelihood, sampled by act(); False: MSE, the mean
     lr: float = 1e-3
@@ -208,6 +205,7 @@ class DecisionTransformerConfig:
     grad_clip: float = 0.25          # as in the DT authors' code
 
     def __post_init__(self) -> None:
+        super().__post_init__()  # every field: type, finiteness, range (agents/config.py)
         if self.context_length < 1 or self.max_timestep < 1 or self.n_layers < 1:
             raise ValueError("context_length, max_timestep and n_layers must be >= 1.")
         if self.embed_dim % self.n_heads:
