@@ -19,13 +19,13 @@ L_d + λ L_q the ε-network shifts â⁰ away from the behaviour's by an amount 
 * direct: the large-i shifts are cut by the action box (the sampler clips â⁰), so the blob a sample ends in
   is decided at the middle steps, and the last step keeps a small push along ∇Q. Too small a λ leaves the
   middle steps near the behaviour; too large a λ makes that last push carry samples off the data along the
-  critic's extrapolation (on the corner bandit: λ ≈ 5 good, λ = 10 puts 20 % of the samples in the box corner, off the blob).
+  critic's extrapolation (into the box corner, off the blobs).
 * awr (Eq. 19): ‖a − â⁰‖² = (1 − ᾱ_i)/ᾱ_i · ‖ε − ε_θ‖², so relative to L_d step i is weighted by
   λ g(Q) (1 − ᾱ_i)/ᾱ_i. The large-i rows dominate the gradient and Adam's normaliser, and the small-i
-  denoising (the last, sharp step) learns far slower than under pure L_d: on the contextual bandit with
-  λ = 10 its ε error is still 0.68 after 2000 updates, where pure L_d reaches 0.07 within 400, and 23–57 %
-  of the samples end off the blobs (λ = 20 / 10). On the plain bandit awr still meets its target. elbo
-  (Eq. 18) weighs the steps evenly (its weights are 0.7–2.1 at N = 10) and does not have this problem.
+  denoising (the last, sharp step) learns far slower than under pure L_d, so with a large λ many samples end
+  off the blobs. elbo (Eq. 18) weighs the steps evenly and does not have this problem.
+
+The measurements behind these remarks (corner bandits, λ sweeps) are in docs/backbones.md, "DAC4Rec".
 """
 from __future__ import annotations
 
@@ -189,7 +189,7 @@ class DAC4Rec(DiffusionActor, OfflineAgent):
 
         * Temperature in units of the batch's mean |A|: exp(A / (T · mean|A|)), so one T works whatever the
           reward scale. T = ``awr_temperature`` = 0.3: an action one mean-|A| above V weighs e^3.3 ≈ 28 times
-          one at V. (On the corner bandit the best blob then carries ~98 % of the weight.)
+          one at V.
         * Clipped at ``awr_max_weight`` (100) against a single outlier dominating, as AWR/IQL do.
         * Normalised to mean 1 over the batch, so that λ (``q_weight``) is the weight of L_q against L_d
           whatever T is, as the direct L_q divides Q by mean |Q| (a low T would otherwise also scale λ up
