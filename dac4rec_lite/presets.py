@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import copy
 import os
-from typing import Any
+from typing import Any, Mapping, TypeVar
 
-__all__ = ["PRESETS", "USES", "ENV_VAR", "table", "resolve_preset", "settings"]
+T = TypeVar("T")
+
+__all__ = ["PRESETS", "USES", "ENV_VAR", "table", "resolve_preset", "settings", "choose"]
 
 PRESETS = ("tiny", "quick", "standard", "full")
 USES = ("recipe", "study")
@@ -94,3 +96,18 @@ def settings(preset: str, use: str) -> dict[str, Any]:
     if use not in USES:
         raise ValueError(f"use={use!r} is not a use of the preset table; choose one of {', '.join(USES)}.")
     return copy.deepcopy(table[preset][use])
+
+
+def choose(sizes: Mapping[str, T], preset: str) -> T:
+    """A notebook's own sizes for ``preset`` from its ``{preset: sizes}`` dict: ``sizes[preset]`` when the dict
+    lists it, else the sizes of the largest preset below it that it lists (a notebook without a ``standard``
+    entry runs its ``quick`` sizes at ``standard``). ``preset`` must be a preset name; a dict that lists no
+    preset at or below it raises ``ValueError`` naming the presets it has."""
+    _check_name(preset, "preset")
+    unknown = [name for name in sizes if name not in PRESETS]
+    if unknown:
+        raise ValueError(f"sizes lists {unknown}, which are not presets; use names among {', '.join(PRESETS)}.")
+    for name in reversed(PRESETS[:PRESETS.index(preset) + 1]):
+        if name in sizes:
+            return sizes[name]
+    raise ValueError(f"sizes has no entry for {preset!r} or a smaller preset (it has {', '.join(sizes)}).")

@@ -479,3 +479,17 @@ def test_bandit_contrast_guidance_with_exact_models_reaches_the_best_blob():
     assert table.loc[2.0, "reward_low"] > 2.0
     fig = study_viz.energy_figure(table.reset_index(), "reward")                     # drawn like the energy study
     np.testing.assert_allclose(fig.data[0].y, table["reward_mean"])
+
+
+def test_choose_falls_back_to_the_largest_listed_preset_below():
+    from dac4rec_lite.presets import choose
+
+    sizes = {"tiny": 1, "quick": 2, "full": 4}
+    assert [choose(sizes, p) for p in ("tiny", "quick", "standard", "full")] == [1, 2, 2, 4]
+    assert choose({**sizes, "standard": 3}, "standard") == 3
+    with pytest.raises(ValueError, match="no entry for 'tiny'"):
+        choose({"quick": 2}, "tiny")
+    with pytest.raises(ValueError, match="not presets"):
+        choose({"huge": 9}, "quick")
+    with pytest.raises(ValueError, match="not a preset"):
+        choose(sizes, "bogus")
