@@ -307,8 +307,11 @@ def test_an_interrupt_raised_halfway_by_code_is_reported_not_hidden(data, monkey
 
 # ----- random streams --------------------------------------------------------------------------------------
 @pytest.mark.parametrize("make", [lambda: tiny_agent(lr_decay=False),
-                                  lambda: dl.SAC(OBS, ACT, hidden_dim=8, lr_decay=False)],
-                         ids=["DAC4Rec", "SAC"])
+                                  lambda: dl.SAC(OBS, ACT, hidden_dim=8, lr_decay=False),
+                                  lambda: dl.TD3(OBS, ACT, hidden_dim=8, lr_decay=False, diffusion=True, n_steps=3),
+                                  lambda: dl.DecisionTransformer(OBS, ACT, embed_dim=16, context_length=3,
+                                                                 lr_decay=False)],
+                         ids=["DAC4Rec", "SAC", "TD3-diffusion", "DecisionTransformer"])
 def test_fit_k_save_load_fit_k_equals_fit_2k(make, data, tmp_path):
     whole = make()
     whole.fit(data, 6, batch_size=8, progress=False)
