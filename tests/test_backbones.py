@@ -79,7 +79,7 @@ def test_td_target_is_each_backbones_bellman_target(cls, diffusion):
             a2 = (a2 + noise).clamp(-1, 1)
         q2 = agent.target_critic.q_min(s2, a2)
         if cls is dl.SAC and not diffusion:
-            q2 = q2 - agent.temperature.alpha * log_prob
+            q2 = q2 - agent.entropy_temperature.alpha * log_prob
     torch.testing.assert_close(y, r + 0.9 * (1 - d) * q2)
     assert torch.equal(y[::2], r[::2])  # a terminal stops bootstrapping
 
@@ -131,13 +131,13 @@ def test_td3_updates_actor_and_targets_once_per_policy_delay():
 def test_sac_learns_its_temperature_and_sac_with_diffusion_has_none():
     sac = dl.SAC(3, 2, initial_temperature=0.5, temperature_lr=1e-2, **TINY)
     batch = random_batch()
-    alpha_before = sac.temperature.alpha.item()
+    alpha_before = sac.entropy_temperature.alpha.item()
     metrics = sac.update(batch)
     assert metrics["alpha"] == pytest.approx(alpha_before)
     # Entropy above the target −d (a wide initial policy): the temperature loss lowers α.
-    assert metrics["entropy"] > sac.target_entropy == -2.0 and sac.temperature.alpha.item() < alpha_before
+    assert metrics["entropy"] > sac.target_entropy == -2.0 and sac.entropy_temperature.alpha.item() < alpha_before
     diffusion = dl.SAC(3, 2, diffusion=True, **TINY)
-    assert diffusion.temperature is None and diffusion.target_policy is None
+    assert diffusion.entropy_temperature is None and diffusion.target_policy is None
     assert "alpha" not in diffusion.update(batch) and "temperature" not in diffusion._modules_to_save()
 
 

@@ -49,9 +49,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._checks import check_matrix, randn, seeded_init
+from .._checks import check_matrix, randn
 from ..critics import TwinQ, mlp, soft_update
-from .base import OfflineAgent, encoder_config, frozen, select_candidates
+from .base import OfflineAgent, frozen, select_candidates
 from .diffusion_actor import DiffusionActor
 from .config import ActorCriticFields, AgentConfig, DiffusionFields, EnergyFields
 from .encoding import AgentEncoders
@@ -197,33 +197,34 @@ class _ActorCritic(DiffusionActor, OfflineAgent):
     has_target_policy: ClassVar[bool] = True
 
     def __init__(self, obs_dim: int, action_dim: int, encoder: str | nn.Module | None = None, **kwargs) -> None:
-        encoder, custom_encoder = encoder_config(encoder, kwargs)
-        config = self.Config(obs_dim, action_dim, encoder=encoder, **kwargs)
-        super().__init__(config)
-        with seeded_init(config.seed):  # seeded initialisation that leaves every global generator alone
-            self.encoder = self._build_encoder(custom_encoder)
-            state_dim = self.encoder.out_dim
-            if config.diffusion:
-                self._build_diffusion_policy(state_dim, action_dim)
-            else:
-                self.policy = self._build_actor(state_dim, action_dim)
-            critic_type = TwinQ if self.twin_critics else QNetwork
-            self.critic = critic_type(state_dim, action_dim, config.hidden_dim, config.critic_layer_norm)
-            if config.diffusion:
-                self._build_energy_model(state_dim, action_dim)
-            else:  # energy=True means Eq. 21 selection at act(): no f_ψ to train
-                self.energy_model, self.energy_updates = None, 0
-            self.temperature = self._build_temperature()
-        self.encoders = AgentEncoders(self.encoder, config.policy_encoder, target_policy=self.has_target_policy)
+        self._construct(obs_dim, action_dim, encoder, kwargs)  # config, seed, networks, targets, optimisers (base.py)
+        self._reward_scale = 0.0  # running max |r|, for the default Q bound
+
+    def _build_networks(self, state_dim: int) -> None:
+        cfg = self.config
+        if cfg.diffusion:
+            self._build_diffusion_policy(state_dim, cfg.action_dim)
+        else:
+            self.policy = self._build_actor(state_dim, cfg.action_dim)
+        critic_type = TwinQ if self.twin_critics else QNetwork
+        self.critic = critic_type(state_dim, cfg.action_dim, cfg.hidden_dim, cfg.critic_layer_norm)
+        if cfg.diffusion:
+            self._build_energy_model(state_dim, cfg.action_dim)
+        else:  # energy=True means Eq. 21 selection at act(): no f_ψ to train
+            self.energy_model, self.energy_updates = None, 0
+        self.entropy_temperature = self._build_temperature()
+
+    def _build_targets(self) -> None:
+        self.encoders = AgentEncoders(self.encoder, self.config.policy_encoder, target_policy=self.has_target_policy)
         self.target_policy = copy.deepcopy(self.policy).requires_grad_(False) if self.has_target_policy else None
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
-        for module in self._modules_to_save().values():
-            module.to(self.device)
-        self.actor_optimizer = torch.optim.Adam(self._actor_parameters(), lr=config.actor_lr)
-        self.critic_optimizer = torch.optim.Adam([*self.critic.parameters(), *self.encoder.parameters()], lr=config.critic_lr)
-        self.temperature_optimizer = (None if self.temperature is None else
-                                      torch.optim.Adam(self.temperature.parameters(), lr=config.temperature_lr))
-        self._reward_scale = 0.0  # running max |r|, for the default Q bound
+
+    def _build_optimizers(self) -> None:
+        cfg = self.config
+        self.actor_optimizer = torch.optim.Adam(self._actor_parameters(), lr=cfg.actor_lr)
+        self.critic_optimizer = torch.optim.Adam([*self.critic.parameters(), *self.encoder.parameters()], lr=cfg.critic_lr)
+        self.entropy_temperature_optimizer = (None if self.entropy_temperature is None else
+                                              torch.optim.Adam(self.entropy_temperature.parameters(), lr=cfg.temperature_lr))
 
     # ----- pieces a subclass chooses ---------------------------------------------------------------------
     def _build_actor(self, state_dim: int, action_dim: int) -> nn.Module:
@@ -250,8 +251,8 @@ class _ActorCritic(DiffusionActor, OfflineAgent):
                    **self.encoders.modules_to_save()}
         if self.target_policy is not None:
             modules["target_policy"] = self.target_policy
-        if self.temperature is not None:
-            modules["temperature"] = self.temperature
+        if self.entropy_temperature is not None:
+            modules["temperature"] = self.entropy_temperature
         if self.energy_model is not None:
             modules["energy"] = self.energy_model
         return modules
@@ -443,7 +444,7 @@ class SAC(_ActorCritic):
         return None if self.config.diffusion else LearnedTemperature(self.config.initial_temperature)
 
     def _optimizers(self) -> list[torch.optim.Optimizer]:
-        extra = [] if self.temperature_optimizer is None else [self.temperature_optimizer]
+        extra = [] if self.entropy_temperature_optimizer is None else [self.entropy_temperature_optimizer]
         return [*super()._optimizers(), *extra]
 
     @property
@@ -458,17 +459,17 @@ class SAC(_ActorCritic):
         if self.config.diffusion:  # −α log μ̂ is a constant: no bonus (module docstring)
             return self.sample_next_actions(self.policy, next_state), 0.0
         action, log_prob = self.policy.sample(next_state, self.generator)
-        return action, -self.temperature.alpha * log_prob
+        return action, -self.entropy_temperature.alpha * log_prob
 
     def plain_actor_loss(self, state: torch.Tensor, critic_state: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
         """E[α log π(a|s) − min Q(s, a)], a = the reparameterised draw; then one step of α."""
         action, log_prob = self.policy.sample(state, self.generator)
-        alpha = self.temperature.alpha.detach()
+        alpha = self.entropy_temperature.alpha.detach()
         with frozen(self.critic):
             q = self.actor_q(state if critic_state is None else critic_state, action)
         loss = (alpha * log_prob - q).mean()
-        temperature_loss = -(self.temperature.log_alpha * (log_prob.detach() + self.target_entropy)).mean()
-        self._step(self.temperature_optimizer, temperature_loss, list(self.temperature.parameters()))
+        temperature_loss = -(self.entropy_temperature.log_alpha * (log_prob.detach() + self.target_entropy)).mean()
+        self._step(self.entropy_temperature_optimizer, temperature_loss, list(self.entropy_temperature.parameters()))
         return loss, {"alpha": alpha.item(), "entropy": -log_prob.mean().item()}
 
     def greedy_action(self, state: torch.Tensor) -> torch.Tensor:

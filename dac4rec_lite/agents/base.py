@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .._checks import check_device, check_generator, multinomial
+from .._checks import check_device, check_generator, multinomial, seeded_init
 from ..encoders import as_layout, make_encoder
 from .checkpoint import (CHECKPOINT_FORMAT, FIELDS_ADDED_LATER, check_optimizer, check_part, load_part, read_checkpoint,
                          write_checkpoint)
@@ -109,6 +109,34 @@ class OfflineAgent:
         self.device = check_device(config.device)
         self.generator = torch.Generator(device=self.device).manual_seed(config.seed)
         self.n_updates = 0
+
+    # ----- the constructor every agent runs (template method) -----------------------------------------
+    def _construct(self, obs_dim: int, action_dim: int, encoder: str | nn.Module | None, kwargs: dict[str, Any]) -> None:
+        """Build an agent from its constructor arguments, the same way for every agent: record the ``encoder``
+        argument (``encoder_config``), build and validate ``self.Config``, seed the generator, build the
+        encoder and then ``_build_networks(state_dim)`` under ``seeded_init`` (so the same seed gives the same
+        weights and no global generator moves), then ``_build_targets()`` (copies, no random draws), move
+        every saved module to the device, and ``_build_optimizers()``."""
+        encoder, custom_encoder = encoder_config(encoder, kwargs)
+        OfflineAgent.__init__(self, self.Config(obs_dim, action_dim, encoder=encoder, **kwargs))
+        with seeded_init(self.config.seed):  # seeded initialisation that leaves every global generator alone
+            self.encoder = self._build_encoder(custom_encoder)
+            self._build_networks(self.encoder.out_dim)
+        self._build_targets()
+        for module in self._modules_to_save().values():
+            module.to(self.device)
+        self._build_optimizers()
+
+    def _build_networks(self, state_dim: int) -> None:
+        """The agent's networks over ``state_dim``-dimensional states (called by ``_construct``)."""
+        raise NotImplementedError
+
+    def _build_targets(self) -> None:
+        """Target networks and other copies of the networks (called by ``_construct``; none by default)."""
+
+    def _build_optimizers(self) -> None:
+        """The optimisers, once the networks are on the device (called by ``_construct``)."""
+        raise NotImplementedError
 
     # ----- networks and checkpoints ------------------------------------------------------------------
     def _build_encoder(self, custom_encoder: nn.Module | None) -> nn.Module:

@@ -17,10 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._checks import seeded_init
 from ..gaussian import GaussianPolicy
 from .backbones import TD3, TD3Config
-from .base import OfflineAgent, encoder_config, frozen
+from .base import OfflineAgent, frozen
 from .config import AgentConfig
 
 __all__ = ["BehaviorCloning", "BehaviorCloningConfig", "TD3BC", "TD3BCConfig"]
@@ -49,15 +48,14 @@ class BehaviorCloning(OfflineAgent):
     Config = BehaviorCloningConfig
 
     def __init__(self, obs_dim: int, action_dim: int, encoder: str | nn.Module | None = None, **kwargs) -> None:
-        encoder, custom_encoder = encoder_config(encoder, kwargs)
-        config = BehaviorCloningConfig(obs_dim, action_dim, encoder=encoder, **kwargs)
-        super().__init__(config)
-        with seeded_init(config.seed):  # seeded initialisation that leaves every global generator alone
-            self.encoder = self._build_encoder(custom_encoder)
-            self.policy = GaussianPolicy(self.encoder.out_dim, action_dim, config.hidden_dim, config.max_action)
-        self.encoder.to(self.device)
-        self.policy.to(self.device)
-        self.optimizer = torch.optim.Adam([*self.policy.parameters(), *self.encoder.parameters()], lr=config.lr)
+        self._construct(obs_dim, action_dim, encoder, kwargs)  # config, seed, encoder, networks, optimiser (base.py)
+
+    def _build_networks(self, state_dim: int) -> None:
+        cfg = self.config
+        self.policy = GaussianPolicy(state_dim, cfg.action_dim, cfg.hidden_dim, cfg.max_action)
+
+    def _build_optimizers(self) -> None:
+        self.optimizer = torch.optim.Adam([*self.policy.parameters(), *self.encoder.parameters()], lr=self.config.lr)
 
     def _modules_to_save(self) -> dict[str, nn.Module]:
         return {"encoder": self.encoder, "policy": self.policy}

@@ -36,9 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._checks import seeded_init
 from ..critics import TwinQ, ValueNetwork, soft_update
-from .base import OfflineAgent, encoder_config
+from .base import OfflineAgent
 from .config import ActorCriticFields, AgentConfig, DiffusionFields, EnergyFields
 from .diffusion_actor import DiffusionActor
 from .encoding import AgentEncoders
@@ -91,24 +90,7 @@ class DAC4Rec(DiffusionActor, OfflineAgent):
     Config = DAC4RecConfig
 
     def __init__(self, obs_dim: int, action_dim: int, encoder: str | nn.Module | None = None, **kwargs) -> None:
-        encoder, custom_encoder = encoder_config(encoder, kwargs)
-        config = DAC4RecConfig(obs_dim, action_dim, encoder=encoder, **kwargs)
-        super().__init__(config)
-        with seeded_init(config.seed):  # seeded initialisation that leaves every global generator alone
-            self.encoder = self._build_encoder(custom_encoder)
-            state_dim = self.encoder.out_dim
-            self._build_diffusion_policy(state_dim, action_dim)
-            self.critic = TwinQ(state_dim, action_dim, config.hidden_dim, config.critic_layer_norm)
-            self.value = ValueNetwork(state_dim, config.hidden_dim)
-            self._build_energy_model(state_dim, action_dim)  # f_ψ is only used by act() once it has been trained
-        self.encoders = AgentEncoders(self.encoder, config.policy_encoder, target_policy=True)
-        self.target_policy = copy.deepcopy(self.policy).requires_grad_(False)
-        self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
-        for module in self._modules_to_save().values():
-            module.to(self.device)
-        self.actor_optimizer = torch.optim.Adam(self._actor_parameters(), lr=config.actor_lr)
-        self.critic_optimizer = torch.optim.Adam([*self.critic.parameters(), *self.encoder.parameters()], lr=config.critic_lr)
-        self.value_optimizer = torch.optim.Adam(self.value.parameters(), lr=config.critic_lr)
+        self._construct(obs_dim, action_dim, encoder, kwargs)  # config, seed, networks, targets, optimisers (base.py)
         self._reward_scale = 0.0  # running max |r|, for the default Q bound
 
         # ELBO weights of Eq. 18, β_i / (2 α_i (1 − ᾱ_{i−1})), infinite at i = 1 because ᾱ_0 = 1 (erratum).
@@ -119,6 +101,24 @@ class DAC4Rec(DiffusionActor, OfflineAgent):
         weights = s.betas / (2 * s.alphas * (1 - s.alphas_cumprod_prev).clamp(min=1e-12))
         weights[0] = 1 / (2 * s.alphas[0])
         self._elbo_weights = (weights / weights.mean()).to(self.device)
+
+    def _build_networks(self, state_dim: int) -> None:
+        cfg = self.config
+        self._build_diffusion_policy(state_dim, cfg.action_dim)
+        self.critic = TwinQ(state_dim, cfg.action_dim, cfg.hidden_dim, cfg.critic_layer_norm)
+        self.value = ValueNetwork(state_dim, cfg.hidden_dim)
+        self._build_energy_model(state_dim, cfg.action_dim)  # f_ψ is only used by act() once it has been trained
+
+    def _build_targets(self) -> None:
+        self.encoders = AgentEncoders(self.encoder, self.config.policy_encoder, target_policy=True)
+        self.target_policy = copy.deepcopy(self.policy).requires_grad_(False)
+        self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
+
+    def _build_optimizers(self) -> None:
+        cfg = self.config
+        self.actor_optimizer = torch.optim.Adam(self._actor_parameters(), lr=cfg.actor_lr)
+        self.critic_optimizer = torch.optim.Adam([*self.critic.parameters(), *self.encoder.parameters()], lr=cfg.critic_lr)
+        self.value_optimizer = torch.optim.Adam(self.value.parameters(), lr=cfg.critic_lr)
 
     def _optimizers(self) -> list[torch.optim.Optimizer]:
         used = [self.actor_optimizer, self.critic_optimizer]

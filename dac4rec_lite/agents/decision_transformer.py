@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._checks import check_generator, randint, randn, seeded_init
-from .base import OfflineAgent, encoder_config
+from .base import OfflineAgent
 from .config import AgentConfig
 
 __all__ = ["DecisionTransformer", "DecisionTransformerConfig", "TrajectoryWindows", "SEQUENCE_KEYS"]
@@ -228,22 +228,22 @@ class DecisionTransformer(OfflineAgent):
     Config = DecisionTransformerConfig
 
     def __init__(self, obs_dim: int, action_dim: int, encoder: str | nn.Module | None = None, **kwargs) -> None:
-        encoder, custom_encoder = encoder_config(encoder, kwargs)
-        config = DecisionTransformerConfig(obs_dim, action_dim, encoder=encoder, **kwargs)
-        super().__init__(config)
-        with seeded_init(config.seed):  # seeded initialisation that leaves every global generator alone
-            self.encoder = self._build_encoder(custom_encoder)
-            self.model = DecisionTransformerNet(self.encoder.out_dim, action_dim, config.embed_dim, config.n_layers,
-                                                config.n_heads, config.dropout, config.max_timestep, config.max_action,
-                                                config.stochastic)
-        self.encoder.to(self.device)
-        self.model.to(self.device)
-        self.optimizer = torch.optim.AdamW([*self.model.parameters(), *self.encoder.parameters()], lr=config.lr,
-                                           weight_decay=config.weight_decay)
+        self._construct(obs_dim, action_dim, encoder, kwargs)  # config, seed, encoder, networks, optimiser (base.py)
+        config = self.config
         self.return_scale = config.return_scale    # resolved from the data by the first fit() when None
         self.target_return = config.target_return
         self._context: dict[str, torch.Tensor] | None = None
         self._awaiting_rewards = False
+
+    def _build_networks(self, state_dim: int) -> None:
+        cfg = self.config
+        self.model = DecisionTransformerNet(state_dim, cfg.action_dim, cfg.embed_dim, cfg.n_layers, cfg.n_heads,
+                                            cfg.dropout, cfg.max_timestep, cfg.max_action, cfg.stochastic)
+
+    def _build_optimizers(self) -> None:
+        cfg = self.config
+        self.optimizer = torch.optim.AdamW([*self.model.parameters(), *self.encoder.parameters()], lr=cfg.lr,
+                                           weight_decay=cfg.weight_decay)
 
     def _modules_to_save(self) -> dict[str, nn.Module]:
         return {"encoder": self.encoder, "model": self.model}
