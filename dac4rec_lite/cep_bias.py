@@ -1,35 +1,37 @@
 """What each energy-training loss converges to with K supports, on cases where ℰ_i is known (notebook 05).
 
+κ is the inverse temperature of the tilt exp(κ Q) (the argument ``beta``; docs/notation.md).
+
 The target of guided sampling is the intermediate energy (Eq. 23)
 
-    ℰ_i(a^i) = log E_{μ_0i(a⁰ | a^i)} [exp(β Q(a⁰))],
+    ℰ_i(a^i) = log E_{μ_0i(a⁰ | a^i)} [exp(κ Q(a⁰))],
 
 and guidance only uses its gradient, so a learned f is right when f = ℰ_i + c. Three losses, each over groups
 of K supports a⁰_1..K ~ μ noised to a^i_1..K, are compared here by their *minimisers*, not by training noise:
 
 * ``"cep"`` — what ``train_energy(method="cep")`` trains: the cross-entropy with **per-group softmax labels**
-  −Σ_k softmax_k(β Q_k) · log softmax_k f(a^i_k). For finite K its minimiser is **not** ℰ_i + c: the label of
-  support k is divided by the group's own Σ_j exp(β Q_j), which depends on the other supports, and
-  averaging that ratio over the posterior is not averaging exp(β Q). The bias vanishes as K → ∞ (the group
-  sum tends to K·E[exp(β Q)], a constant).
+  −Σ_k softmax_k(κ Q_k) · log softmax_k f(a^i_k). For finite K its minimiser is **not** ℰ_i + c: the label of
+  support k is divided by the group's own Σ_j exp(κ Q_j), which depends on the other supports, and
+  averaging that ratio over the posterior is not averaging exp(κ Q). The bias vanishes as K → ∞ (the group
+  sum tends to K·E[exp(κ Q)], a constant).
 * ``"cep_unnormalised"`` — the loss of Lu et al.'s theorem (2023): the same cross-entropy with the
-  **unnormalised weights** exp(β Q_k). For each group the best softmax is ∝ E[exp(β Q_k) | a^i_k] =
+  **unnormalised weights** exp(κ Q_k). For each group the best softmax is ∝ E[exp(κ Q_k) | a^i_k] =
   exp(ℰ_i(a^i_k)) up to a factor shared by the group, so f = ℰ_i + c is the minimiser for every K ≥ 2.
-  The price is variance: exp(β Q) is heavy-tailed.
+  The price is variance: exp(κ Q) is heavy-tailed.
 * ``"mse"`` — Eq. 25 as the kit implements it: the square error to the self-normalised importance estimate
   ℰ̂_i (``importance_energy_estimate``), biased low for finite K (Jensen: E[log X] ≤ log E[X]).
 
 Two cases:
 
 * ``discrete_energy_optimum`` — noisy actions fall in a few cells; in each cell the clean Q has a known
-  discrete law, so ℰ(cell) = log Σ_q P(q | cell) exp(β q). All K-tuples are enumerated: the minimisers are
-  exact (no sampling). Example: cell A with Q ∈ {0, 10} at 50/50, cell B with Q = 5, K = 2, β = 1:
+  discrete law, so ℰ(cell) = log Σ_q P(q | cell) exp(κ q). All K-tuples are enumerated: the minimisers are
+  exact (no sampling). Example: cell A with Q ∈ {0, 10} at 50/50, cell B with Q = 5, K = 2, κ = 1:
   ℰ_A − ℰ_B = log(½ + ½e^10) − 5 ≈ 4.31, while CEP with softmax labels gives f_A = f_B (every mixed group
   has expected label ½ for each support).
 * ``gaussian_energy_bias`` — μ = N(0, 1) in 1-D and a linear critic Q(a) = w·a, the warm-up case of notebook
-  05: ℰ_i(a^i) = β √ᾱ_i w · a^i + const, so the exact guidance ∇ℰ_i = β √ᾱ_i w is one number. Each loss is
+  05: ℰ_i(a^i) = κ √ᾱ_i w · a^i + const, so the exact guidance ∇ℰ_i = κ √ᾱ_i w is one number. Each loss is
   minimised over cubic polynomials f on Monte-Carlo groups (fixed seed), and the table reports the mean
-  slope E_{μ_i}[f′] as a fraction of β √ᾱ_i w: 1 is unbiased guidance, below 1 guidance too weak.
+  slope E_{μ_i}[f′] as a fraction of κ √ᾱ_i w: 1 is unbiased guidance, below 1 guidance too weak.
 """
 from __future__ import annotations
 
@@ -52,7 +54,7 @@ _MAX_ENUMERATED_TUPLES = 2_000_000
 def _check_beta(beta: float) -> float:
     beta = float(beta)
     if not math.isfinite(beta) or beta <= 0:
-        raise ValueError(f"beta (the inverse temperature of exp(β Q)) must be a finite number > 0, got {beta}.")
+        raise ValueError(f"beta (the inverse temperature of exp(κ Q)) must be a finite number > 0, got {beta}.")
     return beta
 
 
@@ -89,7 +91,7 @@ def _check_cells(cells: Sequence[tuple[float, Sequence[tuple[float, float]]]]) -
 
 
 def discrete_energy(cells: Sequence[tuple[float, Sequence[tuple[float, float]]]], beta: float) -> torch.Tensor:
-    """ℰ(cell) = log Σ_q P(q | cell) exp(β q) (Eq. 23 with the posterior of each cell), as a float64 tensor (M,)."""
+    """ℰ(cell) = log Σ_q P(q | cell) exp(κ q) (Eq. 23 with the posterior of each cell), as a float64 tensor (M,)."""
     beta = _check_beta(beta)
     cells = _check_cells(cells)
     return torch.tensor([torch.logsumexp(torch.tensor([beta * q + math.log(p) for q, p in outcomes],
@@ -120,7 +122,7 @@ def discrete_energy_optimum(cells: Sequence[tuple[float, Sequence[tuple[float, f
 
     Every K-tuple of (cell, q) atoms is enumerated with its probability, so nothing is sampled. For "mse"
     the self-normalised importance weight of a support is 1 when it lies in the point's cell and 0
-    otherwise (the posterior of a cell is μ restricted to it), so ℰ̂(cell m) = log mean exp(β Q) over the
+    otherwise (the posterior of a cell is μ restricted to it), so ℰ̂(cell m) = log mean exp(κ Q) over the
     group's supports in cell m, and the minimiser is E[ℰ̂ | m] (shifted like the others).
     Compare with ``discrete_energy(cells, beta) − discrete_energy(cells, beta)[0]``."""
     beta, k, loss = _check_beta(beta), _check_k(n_supports), _check_loss(loss)
@@ -182,9 +184,9 @@ def gaussian_energy_bias(schedule: VPSchedule, steps: Sequence[int], beta: float
 
     For every step i in ``steps`` and K in ``n_supports``: ``n_groups`` groups of K supports a⁰ ~ N(0, 1) are
     noised to a^i = √ᾱ_i a⁰ + √(1 − ᾱ_i) ε (the same draws for the three losses), each loss of
-    ``ENERGY_LOSSES`` is minimised over cubic f, and ``ratio`` = E_{a^i ~ N(0,1)}[f′(a^i)] / (β √ᾱ_i w).
+    ``ENERGY_LOSSES`` is minimised over cubic f, and ``ratio`` = E_{a^i ~ N(0,1)}[f′(a^i)] / (κ √ᾱ_i w).
     Returns a long table with columns ``i, K, loss, exact_slope, fitted_slope, ratio``. "cep_unnormalised"
-    is unbiased for every K (its ratio is 1 up to Monte-Carlo error, which grows with β·w as exp(β Q)
+    is unbiased for every K (its ratio is 1 up to Monte-Carlo error, which grows with κ·w as exp(κ Q)
     gets heavier tails); "cep" and "mse" approach 1 as K grows."""
     beta = _check_beta(beta)
     slope = float(slope)
