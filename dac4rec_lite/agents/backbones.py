@@ -51,7 +51,8 @@ from torch import nn
 
 from .._checks import check_matrix, randn
 from ..critics import TwinQ, mlp, soft_update
-from .base import OfflineAgent, frozen, select_candidates
+from .actor_critic import ActorCriticAgent
+from .base import frozen, select_candidates
 from .diffusion_actor import DiffusionActor
 from .config import ActorCriticFields, AgentConfig, DiffusionFields, EnergyFields
 from .encoding import AgentEncoders
@@ -186,7 +187,7 @@ class SACConfig(BackboneConfig):
 
 
 # ----- the shared actor-critic loop -------------------------------------------------------------------
-class _ActorCritic(DiffusionActor, OfflineAgent):
+class _ActorCritic(DiffusionActor, ActorCriticAgent):
     """What DDPG, TD3 and SAC share: networks, the update loop, targets and acting. A subclass sets
     ``Config`` and ``twin_critics`` and defines ``next_actions`` (the TD target's a′ and entropy bonus),
     ``actor_q`` (the critic value its actor maximises) and, for a non-diffusion actor, ``plain_actor_loss``,
@@ -233,10 +234,6 @@ class _ActorCritic(DiffusionActor, OfflineAgent):
     def _build_temperature(self) -> LearnedTemperature | None:
         return None
 
-    @property
-    def policy_delay(self) -> int:
-        return 1
-
     def actor_q(self, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """The critic value the actor maximises, (B, 1)."""
         raise NotImplementedError
@@ -272,18 +269,6 @@ class _ActorCritic(DiffusionActor, OfflineAgent):
         next_action, bonus = self.next_actions(next_state if next_policy_state is None else next_policy_state)
         return rewards + self.config.gamma * (1 - terminals) * (self.target_critic.q_min(next_state, next_action) + bonus)
 
-    def update_critic(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
-        """One TD step of the critic(s) (and the encoder), every critic regressed on the same target."""
-        state = self.encoder(batch["observations"])
-        next_state, next_policy_state = self.encoders.next_states(batch["next_observations"])  # target encoders
-        target = self.td_target(next_state, batch["rewards"], batch["terminals"], next_policy_state)
-        out = self.critic(state, batch["actions"])
-        qs = out if isinstance(out, tuple) else (out,)
-        critic_loss = sum(F.mse_loss(q, target) for q in qs)
-        self._step(self.critic_optimizer, critic_loss, [*self.critic.parameters(), *self.encoder.parameters()])
-        return {"critic_loss": critic_loss.item(), "q_mean": qs[0].mean().item(),
-                "q_abs_max": max(q.abs().max().item() for q in qs), "target_mean": target.mean().item()}
-
     # ----- policy improvement ----------------------------------------------------------------------------
     def plain_actor_loss(self, state: torch.Tensor, critic_state: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
         """DDPG/TD3: −Q(s, μ(s)) (the deterministic policy gradient); μ reads ``state``, Q ``critic_state``."""
@@ -301,10 +286,6 @@ class _ActorCritic(DiffusionActor, OfflineAgent):
         critic_state = state if critic_state is None else critic_state
         q_loss, q = self.direct_q_loss(critic_state, self.boxed(approx), self.actor_q)
         return bc_loss + self.config.q_weight * q_loss, {"bc_loss": bc_loss.item(), "q_approx_mean": q.mean().item()}
-
-    def _actor_parameters(self) -> list[nn.Parameter]:
-        """What the actor's Adam trains: the actor, and the policy encoder when it is separate."""
-        return [*self.policy.parameters(), *self.encoders.policy_parameters()]
 
     def update_actor(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         """One actor step (the critic's encoder is not trained by it: the actor sees detached states, or its
@@ -328,17 +309,10 @@ class _ActorCritic(DiffusionActor, OfflineAgent):
             soft_update(self.target_policy, self.policy, self.config.tau)
             self.encoders.update_policy_target(self.config.tau)
 
-    def update(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
-        """Critic step; every ``policy_delay`` steps (1 except for TD3) an actor step and the target updates."""
-        batch = self._check_batch(batch)
-        self._reward_scale = max(self._reward_scale, batch["rewards"].abs().max().item())
-        metrics = self.update_critic(batch)
-        if self.n_updates % self.policy_delay == 0:
-            metrics.update(self.update_actor(batch))
-            self.update_targets()
-        self.n_updates += 1
-        bound = self.config.q_bound or 10 * max(self._reward_scale, 1e-3) / (1 - self.config.gamma)
-        self._guard(metrics, bound)
+    def policy_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        """An actor step, then the target updates (every ``policy_delay`` critic steps: 1 except for TD3)."""
+        metrics = self.update_actor(batch)
+        self.update_targets()
         return metrics
 
     # ----- acting ----------------------------------------------------------------------------------------

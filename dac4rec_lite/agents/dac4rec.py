@@ -33,11 +33,10 @@ import copy
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..critics import TwinQ, ValueNetwork, soft_update
-from .base import OfflineAgent
+from .actor_critic import ActorCriticAgent
 from .config import ActorCriticFields, AgentConfig, DiffusionFields, EnergyFields
 from .diffusion_actor import DiffusionActor
 from .encoding import AgentEncoders
@@ -73,7 +72,7 @@ class DAC4RecConfig(EnergyFields, DiffusionFields, ActorCriticFields, AgentConfi
         self.check_diffusion()
 
 
-class DAC4Rec(DiffusionActor, OfflineAgent):
+class DAC4Rec(DiffusionActor, ActorCriticAgent):
     """Diffusion-enhanced actor-critic for offline RL recommendation (Algorithm 1).
 
     ``DAC4Rec(obs_dim, action_dim, n_steps=100, policy_improvement="direct" | "elbo" | "awr" | "chain", q_weight=1.0,
@@ -158,18 +157,10 @@ class DAC4Rec(DiffusionActor, OfflineAgent):
             q2 = q2.reshape(-1, m).max(dim=1, keepdim=True).values
         return rewards + cfg.gamma * (1 - terminals) * torch.min(q1, q2)
 
-    def update_critic(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
-        """One critic step: the TD loss of Eq. 10 / Eq. 20, both twins regressed on the same target."""
-        state = self.encoder(batch["observations"])
-        next_state, next_policy_state = self.encoders.next_states(batch["next_observations"])  # target encoders
-        target = self.td_target(next_state, batch["rewards"], batch["terminals"], next_policy_state)
-        q1, q2 = self.critic(state, batch["actions"])
-        critic_loss = F.mse_loss(q1, target) + F.mse_loss(q2, target)  # Eq. 20 (a critic loss)
-        self._step(self.critic_optimizer, critic_loss, [*self.critic.parameters(), *self.encoder.parameters()])
+    def after_critic_step(self) -> None:
+        """Line 7 for the critic: soft-update φ′ and the target encoder after each critic step."""
         soft_update(self.target_critic, self.critic, self.config.tau)
         self.encoders.update_critic_target(self.config.tau)  # the target encoder moves with the target critic
-        return {"critic_loss": critic_loss.item(), "q_mean": q1.mean().item(),
-                "q_abs_max": torch.max(q1.abs().max(), q2.abs().max()).item(), "target_mean": target.mean().item()}
 
     # ----- step 1b: policy improvement ---------------------------------------------------------------
     def update_value(self, state: torch.Tensor, action: torch.Tensor) -> dict[str, float]:
@@ -247,10 +238,6 @@ class DAC4Rec(DiffusionActor, OfflineAgent):
         sampled = self.policy.sample(state, generator=self.generator if generator is None else generator)
         return self.direct_q_loss(critic_state, sampled)
 
-    def _actor_parameters(self) -> list[torch.nn.Parameter]:
-        """What the actor's Adam trains: θ, and the policy encoder when it is separate."""
-        return [*self.policy.parameters(), *self.encoders.policy_parameters()]
-
     def update_policy(self, batch: dict[str, torch.Tensor], improvement: str | None = None,
                       generator: torch.Generator | None = None) -> dict[str, float]:
         """Lines 5–7: (awr/elbo: a step of V(s) first), then one step of θ on L_d + λ L_q, then θ′.
@@ -270,16 +257,9 @@ class DAC4Rec(DiffusionActor, OfflineAgent):
         self.encoders.update_policy_target(self.config.tau)
         return {**metrics, "policy_loss": loss.item()}
 
-    def update(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
-        """One iteration of Algorithm 1, step 1: critic (lines 3–4), then policy (lines 5–7)."""
-        batch = self._check_batch(batch)  # line 2: (s, a, r, s′) ~ D
-        self._reward_scale = max(self._reward_scale, batch["rewards"].abs().max().item())
-        metrics = self.update_critic(batch)  # lines 3–4: a′ ~ μ_θ′(·|s′), TD step of Q_φ1, Q_φ2, soft-update φ′
-        metrics.update(self.update_policy(batch))  # lines 5–7: â⁰, step on L_d + λ L_q, soft-update θ′
-        self.n_updates += 1
-        bound = self.config.q_bound or 10 * max(self._reward_scale, 1e-3) / (1 - self.config.gamma)
-        self._guard(metrics, bound)
-        return metrics
+    def policy_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        """Lines 5–7 of each ``update`` (``ActorCriticAgent.update`` runs the critic step first)."""
+        return self.update_policy(batch)
 
     # ----- acting ----------------------------------------------------------------------------------
     # fit() then fit_energy() (Algorithm 1 step 2) and guidance() (line 15) come from DiffusionActor.

@@ -24,14 +24,13 @@ import torch
 from ..diffusion import DiffusionPolicy, VPSchedule
 from ..energy import EnergyGuidance, EnergyModel, train_energy
 from .base import frozen, select_candidates
-from .encoding import upgrade_checkpoint
 
 __all__ = ["DiffusionActor"]
 
 
 class DiffusionActor:
     """Mixin for agents whose actor is a ``DiffusionPolicy`` trained by action approximation (see the module
-    docstring). Mix it in before ``OfflineAgent``: ``class Agent(DiffusionActor, OfflineAgent)``."""
+    docstring). Mix it in before the agent base: ``class Agent(DiffusionActor, ActorCriticAgent)``."""
 
     policy: DiffusionPolicy
     schedule: VPSchedule
@@ -51,16 +50,6 @@ class DiffusionActor:
         cfg = self.config
         self.energy_model = EnergyModel(state_dim, action_dim, self.schedule, cfg.hidden_dim) if cfg.energy else None
         self.energy_updates = 0
-
-    @property
-    def policy_encoder(self):
-        """The encoder the policy and f_ψ read: the critic's (shared) or the policy's own (separate)."""
-        return self.encoders.policy_encoder if self.encoders.separate else self.encoder
-
-    @classmethod
-    def _read_checkpoint(cls, path) -> dict:
-        """Checkpoints from before the target encoder load with a copy of the online encoder (encoding.py)."""
-        return upgrade_checkpoint(super()._read_checkpoint(path))
 
     def _extra_state(self) -> dict[str, int]:
         return {"energy_updates": getattr(self, "energy_updates", 0)}
