@@ -179,7 +179,7 @@ ALGORITHM1_UPDATE = Exercise(
     ],
     field_words={"losses": "losses (critic, policy)", "critic": "critic weights φ", "target_critic": "target critic φ′",
                  "policy": "policy weights θ", "target_policy": "target policy θ′"},
-    forbidden=lambda: agent_methods("update", "update_critic", "update_policy", "fit"),
+    forbidden=lambda: agent_methods("update", "update_critic", "update_policy", "policy_step", "fit"),
     write_yourself="Write the update yourself from the agent's public pieces (td_target, critic, policy_loss, the "
                    "optimisers, the target networks)",
 )
