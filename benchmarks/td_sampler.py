@@ -59,7 +59,7 @@ def train_and_evaluate(run: TDRun) -> dict:
     torch.set_num_threads(1)
     env = gym.make("dac4rec_lite/RecSim-v0")
     data = collect_mixture(env, run.n_episodes, seed=run.seed, progress=False)
-    extra = {"td_sampler": run.sampler, "td_sample_steps": run.k} if run.sampler != "ddpm" else {}
+    extra = {"td_sampler": run.sampler, "td_sample_steps": run.k} if run.sampler != "ddpm" else {"td_sampler": "ddpm"}
     agent = studies.build_agent(run.method, data.obs_dim, data.action_dim, "quick", run.seed, "gru",
                                 env.unwrapped.obs_layout, n_steps=run.n_steps, **extra)
     start = time.perf_counter()

@@ -1,7 +1,8 @@
 """What does the action approximation buy? One training update, three ways, measured in one run.
 
   bc          a behaviour-cloning step only (L_d, Eq. 8): the floor of any diffusion-policy update
-  dac4rec     DAC4Rec.update: critic TD step (next action through the N-step chain, no grad) + L_d + λ L_q
+  dac4rec     DAC4Rec.update with td_sampler="ddpm": critic TD step (next action through the N-step chain, no
+              grad) + L_d + λ L_q
               with L_q on the one-step action approximation (Eq. 13–15)
   dac4rec-15  the same update with ``td_sampler="dpm", td_sample_steps=15``: line 3's next actions from
               DPM-Solver++(2M) in 15 ε passes instead of the N-step chain
@@ -9,8 +10,8 @@
               through the whole N-step reverse chain
 
 Prints median seconds per update and the ratios. Then, for every agent the studies train — DAC4Rec (its
-default ``td_sampler`` and DPM-Solver in 15 steps), DDPG / TD3 / SAC plain and +Diffusion, BC, TD3+BC and the
-Decision Transformer — the fit time per 1,000 updates, each agent built with its defaults at these sizes and
+default ``td_sampler="auto"``, DPM-Solver in 15 steps at N ≥ 30, and the full ``"ddpm"`` chain), DDPG / TD3 /
+SAC plain and +Diffusion, BC, TD3+BC and the Decision Transformer — the fit time per 1,000 updates, each agent built with its defaults at these sizes and
 timed through ``agent.fit`` (best of ``--repeats`` fits of ``--updates`` updates, scaled to 1,000), as a ratio
 to TD3+BC in the same run. The DT trains on 64 windows of 10 steps per batch, as the studies do. No
 assertions: numbers depend on the machine.
@@ -43,7 +44,7 @@ def random_dataset(n: int, obs_dim: int, action_dim: int, seed: int) -> dl.Offli
 # name → (class, extra keyword arguments); every agent gets n_steps where it has a diffusion policy
 AGENTS = {
     "DAC4Rec": (dl.DAC4Rec, dict(diffusion=None)),
-    "DAC4Rec, td_sampler=dpm 15": (dl.DAC4Rec, dict(diffusion=None, td_sampler="dpm", td_sample_steps=15)),
+    "DAC4Rec, td_sampler=ddpm": (dl.DAC4Rec, dict(diffusion=None, td_sampler="ddpm")),
     "DDPG": (dl.DDPG, {}),
     "TD3": (dl.TD3, {}),
     "SAC": (dl.SAC, {}),
@@ -109,7 +110,8 @@ def main() -> None:
     device = torch.device(args.device)
 
     data = random_dataset(4096, args.obs_dim, args.action_dim, args.seed)
-    agent = dl.DAC4Rec(args.obs_dim, args.action_dim, n_steps=args.steps, seed=args.seed, device=args.device)
+    agent = dl.DAC4Rec(args.obs_dim, args.action_dim, n_steps=args.steps, seed=args.seed, device=args.device,
+                       td_sampler="ddpm")
     fast_agent = dl.DAC4Rec(args.obs_dim, args.action_dim, n_steps=args.steps, seed=args.seed, device=args.device,
                             td_sampler="dpm", td_sample_steps=min(15, args.steps))
     g = torch.Generator(device=device).manual_seed(args.seed)

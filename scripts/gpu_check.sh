@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One-shot GPU check (issue 20), under 5 minutes: the CUDA tests, benchmarks/sampling.py on the GPU at
 # B = 1,024 and 65,536 (N = 100: action·steps/s and the ratio to the same run's matmul floor) and the time of
-# one DAC4Rec update on the GPU (default td_sampler and DPM-Solver in 15 steps). Everything printed is also
+# one DAC4Rec update on the GPU (the default TD sampler and the full ddpm chain). Everything printed is also
 # written to one file:
 #
 #   scripts/gpu_check.sh [FILE]     FILE defaults to $OUT/gpu_check.txt when $OUT is set, else results/gpu_check.txt
@@ -51,7 +51,7 @@ step 150 "CUDA tests" "$PY" -m pytest tests/test_samplers.py tests/test_policy.p
 step 90 "sampling, N = 100, on the GPU" "$PY" benchmarks/sampling.py --device cuda --batch-sizes 1024 65536 \
   --steps 100 --repeats 5 --activations relu --no-reference
 step 60 "one DAC4Rec update on the GPU (N = 100, B = 256, obs 91, action 27)" "$PY" benchmarks/training.py \
-  --device cuda --steps 100 --repeats 5 --updates 20 --agents DAC4Rec "DAC4Rec, td_sampler=dpm 15"
+  --device cuda --steps 100 --repeats 5 --updates 20 --agents DAC4Rec "DAC4Rec, td_sampler=ddpm"
 
 # the figures, atomically: the file is the previous complete one or this complete one
 chmod 644 "$TMP"
