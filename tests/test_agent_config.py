@@ -49,7 +49,10 @@ def test_agent_configs_are_built_from_the_shared_groups_not_restated():
     for config in (dl.DAC4RecConfig, dl.agents.BackboneConfig):
         own = {f.name: f.default for f in dataclasses.fields(config)}
         assert {k: own[k] for k in shared} == shared
-    assert dl.DAC4RecConfig(3, 2).td_sample_k is None
+    # TD target: DPM-Solver in 15 steps by default when N ≥ 30, the N-step chain below that or when asked
+    assert dl.DAC4RecConfig(3, 2).td_sampling == ("dpm", 15) and dl.DAC4RecConfig(3, 2).td_sample_k == 15
+    assert dl.DAC4RecConfig(3, 2, n_steps=20).td_sampling == ("ddpm", None)
+    assert dl.DAC4RecConfig(3, 2, td_sampler="ddpm").td_sample_k is None
     assert dl.DAC4RecConfig(3, 2, td_sampler="dpm", td_sample_steps=4, n_steps=10).td_sample_k == 4
     with pytest.raises(ValueError, match="beta_max must be > beta_min"):
         dl.DAC4RecConfig(3, 2, beta_min=2.0, beta_max=1.0)

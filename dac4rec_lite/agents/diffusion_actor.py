@@ -76,8 +76,8 @@ class DiffusionActor:
     def sample_next_actions(self, policy: DiffusionPolicy, next_state: torch.Tensor) -> torch.Tensor:
         """a′ ~ μ(· | s′) by the reverse chain (Eq. 7, Algorithm 1 line 3) for the TD target, with the config's
         ``td_sampler`` (a fast few-step solver when it asks for one); ``policy`` is μ_θ′ or, for SAC, μ_θ."""
-        cfg = self.config
-        return policy.sample(next_state, generator=self.generator, sampler=cfg.td_sampler, n_sample_steps=cfg.td_sample_k)
+        sampler, steps = self.config.td_sampling
+        return policy.sample(next_state, generator=self.generator, sampler=sampler, n_sample_steps=steps)
 
     def direct_q_loss(self, state: torch.Tensor, approx: torch.Tensor,
                       q_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
