@@ -102,6 +102,7 @@ def test_td_sampler_draws_next_actions_with_the_chosen_solver():
         dl.DAC4Rec(3, 2, td_sampler="euler")
 
 
+@pytest.mark.slow  # three agents per method: about a minute each on an idle core
 @pytest.mark.parametrize("method", ["cep", "mse"])
 def test_energy_guided_best_blob_share_does_not_depend_on_the_reward_unit(bandit, method, one_thread):
     """β is unit-free (Q standardized over the supports): rewards ×0.01, ×1 and ×100 put the same share of

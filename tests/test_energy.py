@@ -83,7 +83,7 @@ def test_trained_energy_guides_to_the_tilted_policy(method):
 def test_cep_minimiser_is_the_energy_up_to_a_constant():
     """On fixed supports, the CEP loss is a cross-entropy: it is minimal when softmax(f) = softmax(βQ) over
     the K supports, i.e. f = βQ + c at i → 0. The exact energy scores below a shifted-but-wrong one."""
-    from dac4rec_lite.energy import _cep_loss
+    from dac4rec_lite.energy import cep_loss
 
     schedule = dl.VPSchedule(10)
     g = torch.Generator().manual_seed(0)
@@ -94,7 +94,7 @@ def test_cep_minimiser_is_the_energy_up_to_a_constant():
     exact = lambda s, a, i: (BETA * schedule.alphas_cumprod[i - 1].sqrt() * (a @ W) + 5.0).unsqueeze(1)
     wrong = lambda s, a, i: (2 * BETA * (a @ W)).unsqueeze(1)
     args = (torch.zeros(32, 1), supports, q, steps, noise, schedule, BETA)
-    assert _cep_loss(exact, *args) < _cep_loss(wrong, *args)
+    assert cep_loss(exact, *args) < cep_loss(wrong, *args)
 
 
 def test_an_energy_that_ignores_the_action_guides_nowhere():
