@@ -200,7 +200,6 @@ def mse_loss(energy: EnergyFn, state, supports, q, steps, noise, schedule, beta)
 
 
 # The names these losses had before they were public (older notebooks and tests import them).
-_cep_loss, _mse_loss = cep_loss, mse_loss
 
 
 def train_energy(

@@ -11,7 +11,7 @@ import torch
 
 import dac4rec_lite as dl
 from dac4rec_lite import guidance_studies as gs
-from dac4rec_lite.energy import _mse_loss
+from dac4rec_lite.energy import mse_loss
 from dac4rec_lite import viz
 
 BANDIT = dl.CornerBandit()
@@ -98,7 +98,7 @@ def test_contextual_bandit_energy_follows_the_context():
 
 
 def test_importance_estimate_is_the_target_train_energy_regresses_on():
-    """_mse_loss is zero exactly when f returns our ℰ̂ at the same noisy supports."""
+    """mse_loss is zero exactly when f returns our ℰ̂ at the same noisy supports."""
     schedule, beta = dl.VPSchedule(10), 2.0
     g = torch.Generator().manual_seed(0)
     b, k = 6, 5
@@ -112,7 +112,7 @@ def test_importance_estimate_is_the_target_train_energy_regresses_on():
         gs.importance_energy_estimate(noisy[j], supports[j], q[j], float(schedule.alphas_cumprod[steps[j] - 1]), beta)
         for j in range(b)
     ]).reshape(b * k)
-    loss = _mse_loss(lambda s, a, i: ours.unsqueeze(1), torch.zeros(b, 1), supports, q, steps, noise, schedule, beta)
+    loss = mse_loss(lambda s, a, i: ours.unsqueeze(1), torch.zeros(b, 1), supports, q, steps, noise, schedule, beta)
     assert loss.item() < 1e-8
     batched = gs.importance_energy_estimate(noisy[:2], supports[:2], q[:2], float(schedule.alphas_cumprod[4]), beta)
     single = gs.importance_energy_estimate(noisy[1], supports[1], q[1], float(schedule.alphas_cumprod[4]), beta)
