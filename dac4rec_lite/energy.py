@@ -199,9 +199,6 @@ def mse_loss(energy: EnergyFn, state, supports, q, steps, noise, schedule, beta)
     return (f - target.detach()).pow(2).mean()
 
 
-# The names these losses had before they were public (older notebooks and tests import them).
-
-
 def train_energy(
     energy: EnergyModel,
     policy: DiffusionPolicy,
