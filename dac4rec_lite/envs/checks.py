@@ -12,7 +12,7 @@ import numbers
 
 import numpy as np
 
-__all__ = ["check_integer", "check_number", "check_flag"]
+__all__ = ["check_integer", "check_number", "check_flag", "check_action_box"]
 
 
 def _span(low: float | None, high: float | None) -> str:
@@ -48,3 +48,19 @@ def check_flag(owner: str, name: str, value) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{owner}: {name} must be True or False, got {value!r} ({type(value).__name__}).")
     return bool(value)
+
+
+def check_action_box(actions: np.ndarray, n: int, d: int, who: str) -> np.ndarray:
+    """A batch of ``n`` continuous actions as float64 (n, d), refused (never clipped) when it has another shape,
+    holds NaN/inf or leaves the [-1, 1]^d box; ``who`` names the environment in the message."""
+    actions = np.asarray(actions, dtype=np.float64)
+    if actions.shape != (n, d):
+        raise ValueError(f"actions must have shape ({n}, {d}) (one {d}-dim vector per user), got {actions.shape}.")
+    if not np.isfinite(actions).all():
+        raise ValueError("actions contain NaN or inf; check the policy that produced them.")
+    if np.abs(actions).max(initial=0.0) > 1.0 + 1e-6:
+        raise ValueError(
+            f"actions must lie in [-1, 1]^{d}, got max |a| = {np.abs(actions).max():.3g}; "
+            f"squash or clip them in the policy ({who} never clips silently)."
+        )
+    return actions

@@ -35,7 +35,7 @@ from ..data.dataset import OfflineDataset
 from ..data.logged import LoggedData, load_logged
 from ..data.logged_world import LEAVE_KINDS, MAX_TURN, LoggedWorld, build_world
 from ..observation import ObsLayout
-from .checks import check_flag, check_integer, check_number
+from .checks import check_action_box, check_flag, check_integer, check_number
 
 __all__ = ["LoggedEnv", "LoggedSimulator", "LoggedUsers", "logged_dataset", "register_logged_env", "ENV_ID"]
 
@@ -121,17 +121,7 @@ class LoggedSimulator:
         d = self.world.embedding_dim
         if actions.dtype.kind not in "fiu":
             raise TypeError(f"actions must be numbers (n, {d}) or integer item ids (n,), got dtype {actions.dtype}.")
-        actions = actions.astype(np.float64)
-        if actions.shape != (n, d):
-            raise ValueError(f"actions must have shape ({n}, {d}) (one {d}-dim vector per user), got {actions.shape}.")
-        if not np.isfinite(actions).all():
-            raise ValueError("actions contain NaN or inf; check the policy that produced them.")
-        if np.abs(actions).max(initial=0.0) > 1.0 + 1e-6:
-            raise ValueError(
-                f"actions must lie in [-1, 1]^{d}, got max |a| = {np.abs(actions).max():.3g}; "
-                "squash or clip them in the policy (the environment never clips silently)."
-            )
-        return actions
+        return check_action_box(actions, n, d, "the environment")
 
     def banned(self, users: LoggedUsers) -> np.ndarray | None:
         """(B, n_items) bool: the items each user has already been shown, when ``no_repeat`` (else None)."""

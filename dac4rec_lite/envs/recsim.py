@@ -36,7 +36,7 @@ import gymnasium as gym
 import numpy as np
 
 from ..observation import ObsLayout
-from .checks import check_integer, check_number
+from .checks import check_action_box, check_integer, check_number
 
 __all__ = ["RecSimConfig", "RecSimulator", "UserBatch", "RecSimEnv", "MEMORY_BUDGET_BYTES"]
 
@@ -172,18 +172,7 @@ class RecSimulator:
 
     # ----- one page -----------------------------------------------------------------------------------
     def check_actions(self, actions: np.ndarray, n: int) -> np.ndarray:
-        actions = np.asarray(actions, dtype=np.float64)
-        d = self.config.action_dim
-        if actions.shape != (n, d):
-            raise ValueError(f"actions must have shape ({n}, {d}) (one {d}-dim vector per user), got {actions.shape}.")
-        if not np.isfinite(actions).all():
-            raise ValueError("actions contain NaN or inf; check the policy that produced them.")
-        if np.abs(actions).max(initial=0.0) > 1.0 + 1e-6:
-            raise ValueError(
-                f"actions must lie in [-1, 1]^{d}, got max |a| = {np.abs(actions).max():.3g}; "
-                "squash or clip them in the policy (the simulator never clips silently)."
-            )
-        return actions
+        return check_action_box(actions, n, self.config.action_dim, "the simulator")
 
     def page(self, actions: np.ndarray) -> np.ndarray:
         """(B, page_size) item ids: the items with the highest score ``item_features @ action``, best first
