@@ -264,10 +264,15 @@ def test_ctrl_c_inside_an_update_is_held_until_the_update_is_complete(data, monk
         return out
 
     monkeypatch.setattr(agent.critic_optimizer, "step", step)
-    handler = signal.getsignal(signal.SIGINT)
-    with pytest.warns(UserWarning, match="after 3 of 10 updates"):
-        log = agent.fit(data, 10, batch_size=8, progress=False)
-    assert signal.getsignal(signal.SIGINT) is handler
+    # Python's own Ctrl-C handler, whatever an earlier test or the runner left installed (an ignored SIGINT
+    # stays ignored by design: see the next test).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.warns(UserWarning, match="after 3 of 10 updates"):
+            log = agent.fit(data, 10, batch_size=8, progress=False)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert log.attrs["interrupted"] and len(log) == 3 and agent.n_updates == 3
     actor_steps = float(next(iter(agent.actor_optimizer.state.values()))["step"])
     assert _critic_steps(agent) == 3 and actor_steps == 3
