@@ -56,6 +56,8 @@ def test_tweedie_eps_star_is_the_posterior_mean_of_the_noise():
     (dict(i=0), "1-based"), (dict(i=21), "1-based"), (dict(std=0.0), "std"), (dict(std=float("nan")), "std"),
     (dict(a_i=torch.zeros(3, 3)), "same d"), (dict(a_i=torch.full((2, 2), float("nan"))), "NaN"),
     (dict(weights=torch.tensor([0.5, 0.5, 0.5])), "summing to 1"),
+    (dict(weights=torch.full((MEANS.shape[0],), float("nan"))), "summing to 1"),
+    (dict(means=torch.full(MEANS.shape, float("nan"))), "means contains NaN"),
 ])
 def test_bad_input(kwargs, match):
     args = dict(schedule=SCHEDULE, a_i=torch.zeros(2, 2), i=3, means=MEANS, std=0.1, weights=WEIGHTS) | kwargs

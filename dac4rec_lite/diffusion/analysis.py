@@ -126,10 +126,12 @@ def mixture_score(schedule: VPSchedule, a_i: torch.Tensor, i: int, means: torch.
         raise ValueError(f"a_i must be (B, d) and means (K, d) with the same d, got {tuple(a.shape)} and {tuple(means.shape)}.")
     if not torch.isfinite(a).all():
         raise ValueError("a_i contains NaN or inf.")
+    if not torch.isfinite(means).all():
+        raise ValueError("means contains NaN or inf.")
     if weights is None:
         weights = torch.full((means.shape[0],), 1.0 / means.shape[0], dtype=torch.float64)
     weights = torch.as_tensor(weights, dtype=torch.float64)
-    if weights.shape != (means.shape[0],) or (weights <= 0).any() or abs(float(weights.sum()) - 1) > 1e-6:
+    if weights.shape != (means.shape[0],) or not bool((weights > 0).all()) or not abs(float(weights.sum()) - 1) <= 1e-6:
         raise ValueError(f"weights must be {means.shape[0]} positive numbers summing to 1, got {weights.tolist()}.")
     ab = float(schedule.alphas_cumprod[i - 1])
     v = ab * std**2 + 1 - ab
