@@ -126,3 +126,25 @@ def test_schedule_on_cuda_equals_cpu():
     cuda = dl.VPSchedule(20).to("cuda")
     assert cuda.device.type == "cuda"
     torch.testing.assert_close(cuda.alphas_cumprod.cpu(), s.alphas_cumprod)
+
+
+def test_elbo_weights_closed_form_and_first_step():
+    """Eq. 18: w_i ∝ β_i / (2 α_i (1 − ᾱ_{i−1})) for i ≥ 2 and 1 / (2 α_1) at i = 1 (errata #6), mean 1."""
+    import math
+    s = dl.VPSchedule(n_steps=4, beta_min=0.1, beta_max=10.0)
+    alphas = [math.exp(-0.1 / 4 - 0.5 * 9.9 * (2 * i - 1) / 16) for i in range(1, 5)]
+    bars = [math.prod(alphas[:i]) for i in range(1, 5)]
+    raw = [1 / (2 * alphas[0])] + [(1 - alphas[i]) / (2 * alphas[i] * (1 - bars[i - 1])) for i in range(1, 4)]
+    expected = torch.tensor([w / (sum(raw) / 4) for w in raw])
+    weights = s.elbo_weights()
+    assert weights.shape == (4,) and torch.isfinite(weights).all()
+    assert torch.allclose(weights, expected, rtol=1e-5)
+    assert abs(float(weights.mean()) - 1.0) < 1e-6
+    # the printed formula at i = 1 divides by 1 − ᾱ_0 = 0: the kit's weight is the decoder's finite one
+    assert float(weights[0]) < float("inf")
+
+
+def test_dac4rec_uses_the_schedules_elbo_weights():
+    import dac4rec_lite as dl
+    agent = dl.DAC4Rec(obs_dim=3, action_dim=2, n_steps=6, hidden_dim=16, seed=0)
+    assert torch.equal(agent._elbo_weights, agent.schedule.elbo_weights())

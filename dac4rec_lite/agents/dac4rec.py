@@ -92,14 +92,8 @@ class DAC4Rec(DiffusionActor, ActorCriticAgent):
         self._construct(obs_dim, action_dim, encoder, kwargs)  # config, seed, networks, targets, optimisers (base.py)
         self._reward_scale = 0.0  # running max |r|, for the default Q bound
 
-        # ELBO weights of Eq. 18, β_i / (2 α_i (1 − ᾱ_{i−1})), infinite at i = 1 because ᾱ_0 = 1 (erratum).
-        # That term is the decoder's, whose variance is β̃_1 = 0; using σ_1² = β_1 there (Ho et al.'s choice
-        # for the decoder) gives the finite weight 1 / (2 α_1). Normalised to mean 1 over i so that q_weight
-        # means the same for every policy improvement.
-        s = self.schedule
-        weights = s.betas / (2 * s.alphas * (1 - s.alphas_cumprod_prev).clamp(min=1e-12))
-        weights[0] = 1 / (2 * s.alphas[0])
-        self._elbo_weights = (weights / weights.mean()).to(self.device)
+        # Eq. 18's per-step weights, with the finite i = 1 (decoder) term of errata #6, mean 1 over i.
+        self._elbo_weights = self.schedule.elbo_weights().to(self.device)
 
     def _build_networks(self, state_dim: int) -> None:
         cfg = self.config

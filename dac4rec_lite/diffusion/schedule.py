@@ -137,6 +137,20 @@ class VPSchedule(nn.Module):
         alpha_bar = self._at(self.alphas_cumprod, i, a_i)
         return (a_i - beta / (1 - alpha_bar).sqrt() * eps) / alpha.sqrt()
 
+    def elbo_weights(self) -> torch.Tensor:
+        """Eq. 18's per-step weights w_i, normalised to mean 1 over i = 1…N (length N).
+
+        For i ≥ 2, w_i = β_i / (2 α_i (1 − ᾱ_{i−1})): the KL term of the ELBO between the Gaussian posterior
+        and a reverse step with variance σ_i² = β_i (Ho et al. 2020's "simple" weighting drops these). Erratum
+        (docs/errata.md #6): at i = 1 the printed formula divides by zero, because ᾱ_0 = 1. That term is the
+        decoder's, whose posterior variance β̃_1 is 0; with σ_1² = β_1 (Ho et al.'s decoder) its weight is the
+        finite 1 / (2 α_1). The mean-1 normalisation is the kit's convention (docs/errata.md "Conventions"): it
+        keeps ``q_weight`` meaning the same whatever the policy improvement.
+        """
+        weights = self.betas / (2 * self.alphas * (1 - self.alphas_cumprod_prev).clamp(min=1e-12))
+        weights[0] = 1 / (2 * self.alphas[0])
+        return weights / weights.mean()
+
     def reverse_variance(self, kind: str = "posterior") -> torch.Tensor:
         """Variance of each reverse step, per step (length N).
 
