@@ -1,20 +1,50 @@
 """Environments: the built-in RecSim-v0 simulator and Logged-v0 (both registered with gymnasium on import),
 their batched cores (``RecSimulator``, ``LoggedSimulator``: what ``dl.evaluate`` steps), the scripted reference
-policies and the VirtualTaobao adapter. Rollouts and metrics live in :mod:`dac4rec_lite.evaluation`."""
+policies and the VirtualTaobao adapter. Rollouts and metrics live in :mod:`dac4rec_lite.evaluation`.
+
+Importing this package is light: it registers the two gymnasium ids with entry-point strings (gymnasium
+imports the environment's module only when ``gymnasium.make`` builds one) and loads its submodules on first
+use of a name (PEP 562), so ``import dac4rec_lite`` does not load the simulators.
+"""
+from __future__ import annotations
+
+import importlib
+
 from gymnasium.envs.registration import register, registry
 
-from ..observation import ObsLayout
-from .policies import SCRIPTED_POLICIES, LongTermExpert, MyopicPolicy, NoisyExpert, RandomItemPolicy, RandomPolicy
-from .recsim import RecSimConfig, RecSimEnv, RecSimulator, UserBatch
+RECSIM_ID = "dac4rec_lite/RecSim-v0"
+LOGGED_ID = "dac4rec_lite/Logged-v0"   # the same string as logged_env.ENV_ID (a test checks they agree)
+
+if RECSIM_ID not in registry:
+    register(id=RECSIM_ID, entry_point="dac4rec_lite.envs.recsim:RecSimEnv")
+if LOGGED_ID not in registry:
+    register(id=LOGGED_ID, entry_point="dac4rec_lite.envs.logged_env:LoggedEnv")
+
+# public name -> the submodule that defines it (imported on first access)
+_LAZY = {
+    "ObsLayout": "dac4rec_lite.observation",
+    "RecSimConfig": ".recsim", "RecSimEnv": ".recsim", "RecSimulator": ".recsim", "UserBatch": ".recsim",
+    "RandomPolicy": ".policies", "MyopicPolicy": ".policies", "LongTermExpert": ".policies",
+    "NoisyExpert": ".policies", "RandomItemPolicy": ".policies", "SCRIPTED_POLICIES": ".policies",
+    "LoggedEnv": ".logged_env", "LoggedSimulator": ".logged_env", "register_logged_env": ".logged_env",
+    "VirtualTaobao": ".virtualtaobao",
+}
+_SUBMODULES = ("recsim", "policies", "logged_env", "virtualtaobao", "checks", "layout")
 
 __all__ = ["ObsLayout", "RecSimConfig", "RecSimEnv", "RecSimulator", "UserBatch", "RandomPolicy", "MyopicPolicy",
-           "LongTermExpert", "NoisyExpert", "RandomItemPolicy", "SCRIPTED_POLICIES"]
+           "LongTermExpert", "NoisyExpert", "RandomItemPolicy", "SCRIPTED_POLICIES",
+           "LoggedEnv", "LoggedSimulator", "VirtualTaobao", "register_logged_env", "RECSIM_ID", "LOGGED_ID"]
 
-if "dac4rec_lite/RecSim-v0" not in registry:
-    register(id="dac4rec_lite/RecSim-v0", entry_point="dac4rec_lite.envs.recsim:RecSimEnv")
 
-from .logged_env import LoggedEnv, LoggedSimulator, register_logged_env  # noqa: E402
-from .virtualtaobao import VirtualTaobao  # noqa: E402
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value          # later lookups skip this hook
+        return value
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-__all__ += ["LoggedEnv", "LoggedSimulator", "VirtualTaobao", "register_logged_env"]
-register_logged_env()
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__) | set(_SUBMODULES))
