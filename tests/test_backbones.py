@@ -71,7 +71,7 @@ def test_td_target_is_each_backbones_bellman_target(cls, diffusion):
             policy = agent.policy if cls is dl.SAC else agent.target_policy
             a2 = policy.sample(s2, generator=g)
         elif cls is dl.SAC:
-            a2, log_prob = agent.policy.sample(s2, g)
+            a2, log_prob = agent.policy.rsample_with_log_prob(s2, g)
         else:
             a2 = agent.target_policy(s2)
         if cls is dl.TD3:  # target policy smoothing: clipped noise, then the box
@@ -144,7 +144,7 @@ def test_sac_learns_its_temperature_and_sac_with_diffusion_has_none():
 def test_tanh_gaussian_log_prob_is_the_change_of_variables_density():
     actor = TanhGaussianActor(3, 2, hidden_dim=16, max_action=2.0)
     state = torch.randn(5, 3)
-    action, log_prob = actor.sample(state, torch.Generator().manual_seed(0))
+    action, log_prob = actor.rsample_with_log_prob(state, torch.Generator().manual_seed(0))
     mean, std = actor.distribution(state)
     u = torch.atanh(action / 2.0)
     base = torch.distributions.Normal(mean, std).log_prob(u).sum(1, keepdim=True)

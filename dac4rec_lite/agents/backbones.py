@@ -4,7 +4,8 @@ Every backbone is one actor-critic ``update`` (critic TD step, then an actor ste
 read top to bottom as in CleanRL. Two switches change what the actor is and how it acts:
 
 ``diffusion=True`` — the actor becomes a ``DiffusionPolicy`` μ_θ trained by action approximation, the
-paper's plug-in (Eq. 13–15, ``DiffusionActor``): the backbone's actor loss −Q(s, π(s)) is replaced by
+paper's plug-in (Eq. 13–15): the agent holds a ``DiffusionActor`` (``agent.actor``, the component DAC4Rec
+holds) and the backbone's actor loss −Q(s, π(s)) is replaced by
 L_d + λ L_q with L_q = −Q(s, â⁰) / mean|Q| (λ = ``q_weight``), â⁰ the one-step denoising of the dataset
 action. Next actions for the TD target come from the reverse chain.
 
@@ -20,14 +21,15 @@ action. Next actions for the TD target come from the reverse chain.
   fixed, not learned, and would only query the critic far outside the box. What keeps SAC+Diffusion
   stochastic is the diffusion policy itself, sampled by the reverse chain.
 
-``energy=True`` — the paper's energy plug-in, whose target is π*(a|s) ∝ exp(β Q(s, a)) μ(a|s) (Eq. 21):
+``energy=True`` — the paper's energy plug-in, whose target is π*(a|s) ∝ exp(κ Q(s, a)) μ(a|s) (Eq. 21), κ the
+inverse temperature (docs/notation.md):
 
 * diffusion actor: f_ψ is trained after the policy (Algorithm 1 step 2) and ``act`` samples by the
-  energy-guided reverse chain (Eq. 24), as ``DAC4Rec`` does.
+  energy-guided reverse chain (Eq. 24) with guidance scale ω = ``energy_scale``, as ``DAC4Rec`` does.
 * Gaussian (SAC) or deterministic (DDPG, TD3) actor: there is no chain to guide, so ``act`` applies Eq. 21
   directly to K = ``energy_candidates`` candidates per state — SAC: K draws of its Gaussian; DDPG/TD3: the
   action plus K − 1 Gaussian perturbations of std ``energy_noise`` (clipped to the box) — and draws one
-  ∝ exp(β min Q) with β = ``energy_beta`` (temperature 1/β; an explicit ``temperature`` or
+  ∝ exp(κ min Q) with κ = ``energy_beta`` (temperature 1/κ; an explicit ``temperature`` or
   ``n_candidates`` passed to ``act`` overrides them).
 
 Without energy, ``act`` is greedy: DDPG/TD3 play μ(s), SAC plays its mean action, a diffusion actor one draw
@@ -101,8 +103,10 @@ class TanhGaussianActor(nn.Module):
         """The deterministic action SAC is evaluated with: the squashed mean."""
         return self._squash(self.distribution(state)[0])
 
-    def sample(self, state: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """A reparameterised draw (differentiable w.r.t. the weights) and its log-density, (B, d) and (B, 1)."""
+    def rsample_with_log_prob(self, state: torch.Tensor,
+                              generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """A reparameterised draw a (differentiable w.r.t. the weights, as ``torch.distributions``' ``rsample``)
+        and its log-density log π(a|s): (B, d) and (B, 1)."""
         mean, std = self.distribution(state)
         noise = randn(tuple(mean.shape), generator, mean.device, mean.dtype)
         u = mean + std * noise
@@ -131,6 +135,7 @@ class QNetwork(nn.Module):
         return self.q(torch.cat([state, action], dim=1))
 
     def q_min(self, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """Q(s, a) of shape (B, 1), as ``TwinQ.q_min`` (there is only one critic to take the min over)."""
         return self(state, action)
 
 
@@ -154,7 +159,7 @@ class BackboneConfig(EnergyFields, DiffusionFields, ActorCriticFields, AgentConf
     diffusion actor) plus the switches and the Eq. 21 selection of a plain actor below."""
 
     diffusion: bool = False          # actor = DiffusionPolicy trained by action approximation (Eq. 13–15)
-    # energy=True without diffusion: Eq. 21 selection among K candidates (energy_beta is then 1/temperature)
+    # energy=True without diffusion: Eq. 21 selection among K candidates (energy_beta = κ is then 1/temperature)
     energy_candidates: int = 16      # K candidates per state
     energy_noise: float = 0.1        # std of the K − 1 perturbations of a deterministic action (DDPG, TD3)
 
@@ -187,11 +192,12 @@ class SACConfig(BackboneConfig):
 
 
 # ----- the shared actor-critic loop -------------------------------------------------------------------
-class _ActorCritic(DiffusionActor, ActorCriticAgent):
+class _ActorCritic(ActorCriticAgent):
     """What DDPG, TD3 and SAC share: networks, the update loop, targets and acting. A subclass sets
     ``Config`` and ``twin_critics`` and defines ``next_actions`` (the TD target's a′ and entropy bonus),
     ``actor_q`` (the critic value its actor maximises) and, for a non-diffusion actor, ``plain_actor_loss``,
-    ``greedy_action`` and ``candidate_actions``."""
+    ``greedy_action`` and ``candidate_actions``. With ``diffusion=True`` the agent holds a ``DiffusionActor``
+    as ``actor`` (the component DAC4Rec holds), otherwise one plain actor network."""
 
     Config: ClassVar[type] = BackboneConfig
     twin_critics: ClassVar[bool] = True
@@ -203,21 +209,20 @@ class _ActorCritic(DiffusionActor, ActorCriticAgent):
 
     def _build_networks(self, state_dim: int) -> None:
         cfg = self.config
-        if cfg.diffusion:
-            self._build_diffusion_policy(state_dim, cfg.action_dim)
+        if cfg.diffusion:  # μ_θ (and μ_θ′ unless SAC)
+            self.actor = DiffusionActor(cfg, state_dim, cfg.action_dim, self.device, target=self.has_target_policy)
         else:
-            self.policy = self._build_actor(state_dim, cfg.action_dim)
+            policy = self._build_actor(state_dim, cfg.action_dim)
+            target = copy.deepcopy(policy).requires_grad_(False) if self.has_target_policy else None
+            self._set_plain_actor(policy, target)
         critic_type = TwinQ if self.twin_critics else QNetwork
         self.critic = critic_type(state_dim, cfg.action_dim, cfg.hidden_dim, cfg.critic_layer_norm)
-        if cfg.diffusion:
-            self._build_energy_model(state_dim, cfg.action_dim)
-        else:  # energy=True means Eq. 21 selection at act(): no f_ψ to train
-            self.energy_model, self.energy_updates = None, 0
+        if cfg.diffusion:  # f_ψ (energy=True); without diffusion, energy=True means Eq. 21 selection at act()
+            self.actor.build_energy_model()
         self.entropy_temperature = self._build_temperature()
 
     def _build_targets(self) -> None:
         self.encoders = AgentEncoders(self.encoder, self.config.policy_encoder, target_policy=self.has_target_policy)
-        self.target_policy = copy.deepcopy(self.policy).requires_grad_(False) if self.has_target_policy else None
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
 
     def _build_optimizers(self) -> None:
@@ -278,14 +283,12 @@ class _ActorCritic(DiffusionActor, ActorCriticAgent):
 
     def diffusion_actor_loss(self, state: torch.Tensor, action: torch.Tensor,
                              critic_state: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
-        """L_d + λ L_q with the action approximation (Eq. 8, 13–15): the plug-in that replaces the actor loss."""
-        error, _, approx = self.policy.denoise_dataset_action(state, action, self.generator)  # Eq. 13–14
-        bc_loss = error.mean()
-        if self.config.q_weight == 0:
-            return bc_loss, {"bc_loss": bc_loss.item()}
-        critic_state = state if critic_state is None else critic_state
-        q_loss, q = self.direct_q_loss(critic_state, self.boxed(approx), self.actor_q)
-        return bc_loss + self.config.q_weight * q_loss, {"bc_loss": bc_loss.item(), "q_approx_mean": q.mean().item()}
+        """L_d + λ L_q with the action approximation (Eq. 8, 13–15): the plug-in that replaces the actor loss,
+        DAC4Rec's "direct" loss (``DiffusionActor.loss``) with L_q on ``actor_q`` (DDPG: Q; TD3: Q₁; SAC:
+        min(Q₁, Q₂)). Logs ``bc_loss`` and, with λ > 0, ``q_approx_mean`` (the backbones' columns)."""
+        loss, metrics = self.actor.loss(self.critic, state, action, self.generator, "direct", critic_state,
+                                        q_fn=self.actor_q)
+        return loss, {key: metrics[key] for key in ("bc_loss", "q_approx_mean") if key in metrics}
 
     def update_actor(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         """One actor step (the critic's encoder is not trained by it: the actor sees detached states, or its
@@ -432,12 +435,12 @@ class SAC(_ActorCritic):
     def next_actions(self, next_state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | float]:
         if self.config.diffusion:  # −α log μ̂ is a constant: no bonus (module docstring)
             return self.sample_next_actions(self.policy, next_state), 0.0
-        action, log_prob = self.policy.sample(next_state, self.generator)
+        action, log_prob = self.policy.rsample_with_log_prob(next_state, self.generator)
         return action, -self.entropy_temperature.alpha * log_prob
 
     def plain_actor_loss(self, state: torch.Tensor, critic_state: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
         """E[α log π(a|s) − min Q(s, a)], a = the reparameterised draw; then one step of α."""
-        action, log_prob = self.policy.sample(state, self.generator)
+        action, log_prob = self.policy.rsample_with_log_prob(state, self.generator)
         alpha = self.entropy_temperature.alpha.detach()
         with frozen(self.critic):
             q = self.actor_q(state if critic_state is None else critic_state, action)
@@ -451,4 +454,4 @@ class SAC(_ActorCritic):
 
     def candidate_actions(self, state: torch.Tensor, k: int, generator: torch.Generator | None) -> torch.Tensor:
         """K draws of SAC's Gaussian per state, (B·K, d) grouped state-major."""
-        return self.policy.sample(state.repeat_interleave(k, dim=0), generator)[0]
+        return self.policy.rsample_with_log_prob(state.repeat_interleave(k, dim=0), generator)[0]

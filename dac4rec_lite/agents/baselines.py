@@ -4,7 +4,7 @@
   played by its mean. On a mixture of behaviours the mean blends them; what that is worth depends on how the
   behaviours' directions average (on RecSim-v0 a page depends only on the action's direction).
 * ``TD3BC`` — TD3+BC (Fujimoto & Gu 2021), the standard minimal offline actor-critic the paper leaves out:
-  TD3 whose actor loss is −λ Q₁(s, π(s)) + (π(s) − a)², with λ = α / mean|Q₁| so the two terms keep their
+  TD3 whose actor loss is −c Q₁(s, π(s)) + (π(s) − a)², with c = α / mean|Q₁| so the two terms keep their
   balance whatever the reward scale (α = ``bc_weight`` = 2.5).
 
 The Decision Transformer lives in ``decision_transformer.py``.
@@ -88,7 +88,7 @@ class BehaviorCloning(OfflineAgent):
 class TD3BCConfig(TD3Config):
     """TD3's fields plus α of TD3+BC (Fujimoto & Gu 2021)."""
 
-    bc_weight: float = 2.5           # α: λ = α / mean|Q₁(s, π(s))| weighs Q against the BC term
+    bc_weight: float = 2.5           # α: c = α / mean|Q₁(s, π(s))| weighs Q against the BC term
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -102,9 +102,10 @@ class TD3BCConfig(TD3Config):
 class TD3BC(TD3):
     """TD3+BC (Fujimoto & Gu 2021): TD3 (twin critics, target smoothing, delayed actor) whose actor loss is
 
-        −λ Q₁(s, π(s)) + ‖π(s) − a‖² / d,   λ = α / mean_batch |Q₁(s, π(s))|  (detached),  (s, a) ~ D,
+        −c Q₁(s, π(s)) + ‖π(s) − a‖² / d,   c = α / mean_batch |Q₁(s, π(s))|  (detached),  (s, a) ~ D,
 
-    the squared error averaged over action dimensions as in the authors' code (F.mse_loss). ``energy=True``
+    the squared error averaged over action dimensions as in the authors' code (F.mse_loss); the authors call
+    c λ, a letter this kit keeps for ``q_weight`` (docs/notation.md). ``energy=True``
     adds Eq. 21 selection at ``act`` as for TD3. The authors also standardise observations; RecSim-v0's
     observations already lie in [−1, 1], so that is left to an encoder.
 

@@ -47,8 +47,8 @@ RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "awr_temperature": (lambda v: v > 0, "> 0"), "awr_max_weight": (lambda v: v > 0, "> 0"),
     "expectile": (lambda v: 0 < v < 1, "in (0, 1)"),
     "energy_steps": (lambda v: v >= 1, ">= 1"),
-    "energy_beta": (lambda v: v > 0, "> 0 (inverse temperature of exp(β Q / σ))"),
-    "energy_scale": (lambda v: v >= 0, ">= 0 (0 samples without guidance)"),
+    "energy_beta": (lambda v: v > 0, "> 0 (κ, the inverse temperature of exp(κ Q / σ))"),
+    "energy_scale": (lambda v: v >= 0, ">= 0 (ω; 0 samples without guidance)"),
     "n_support": (lambda v: v >= 2, ">= 2 (the targets compare supports)"),
     "energy_states": (lambda v: v >= 1, ">= 1 or None (all states)"),
     "energy_candidates": (lambda v: v >= 2, ">= 2 (Eq. 21 selection needs a choice)"),
@@ -155,7 +155,7 @@ class ActorCriticFields:
 
 @dataclass
 class DiffusionFields:
-    """The diffusion actor μ_θ and how it is trained and sampled (``DiffusionActor``)."""
+    """The diffusion actor μ_θ and how it is trained and sampled (read by ``DiffusionActor``)."""
 
     n_steps: int = 100
     beta_min: float = 0.1
@@ -208,7 +208,7 @@ class EnergyFields:
     energy: bool = False
     energy_steps: int = 1000         # updates of f_ψ at the end of each fit()
     energy_method: str = "cep"       # "cep" (contrastive) | "mse" (paper-literal Eq. 25)
-    energy_beta: float = 3.0         # β of exp(β Q / σ) (Eq. 21/23), σ the spread of Q over the supports: unit-free
-    energy_scale: float = 1.0        # guidance scale at act() (Eq. 24)
+    energy_beta: float = 3.0         # κ of exp(κ Q / σ) (Eq. 21/23), σ the spread of Q over the supports: unit-free
+    energy_scale: float = 1.0        # ω, the guidance scale at act() (Eq. 24)
     n_support: int = 16              # K support actions per state for f_ψ's targets
     energy_states: int | None = 4096  # states that get supports (None: all)

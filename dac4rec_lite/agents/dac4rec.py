@@ -72,18 +72,19 @@ class DAC4RecConfig(EnergyFields, DiffusionFields, ActorCriticFields, AgentConfi
         self.check_diffusion()
 
 
-class DAC4Rec(DiffusionActor, ActorCriticAgent):
+class DAC4Rec(ActorCriticAgent):
     """Diffusion-enhanced actor-critic for offline RL recommendation (Algorithm 1).
 
     ``DAC4Rec(obs_dim, action_dim, n_steps=100, policy_improvement="direct" | "elbo" | "awr" | "chain", q_weight=1.0,
     gamma=0.99, tau=0.005, encoder=None, energy=False, device="cpu", seed=0, ...)``; every field of
     ``DAC4RecConfig`` is a keyword argument. ``encoder`` may also be an ``nn.Module`` with ``out_dim``.
 
-    Networks: ``encoder`` (observation → state, trained by the critic loss only), ``policy`` μ_θ (a
-    ``DiffusionPolicy``) and its target μ_θ′, ``critic`` (``TwinQ``) and its target, and ``value`` V(s)
-    for the ``awr``/``elbo`` advantage. The diffusion actor's shared parts (action approximation, the direct
-    L_q, energy training and guided sampling) live in ``diffusion_actor.DiffusionActor``, which the
-    ``diffusion=True`` backbones (DDPG, TD3, SAC) reuse.
+    Networks: ``encoder`` (observation → state, trained by the critic loss only), the diffusion actor
+    ``actor`` (a ``DiffusionActor``: μ_θ ``policy`` and its target μ_θ′ ``target_policy``, the action
+    approximation and L_q terms, f_ψ ``energy_model`` with energy=True, guided sampling; the ``diffusion=True``
+    backbones DDPG, TD3 and SAC hold the same component), ``critic`` (``TwinQ``) and its target, and ``value``
+    V(s) for the ``awr``/``elbo`` advantage. The agent reaches the actor's parts under their old names
+    (``agent.policy``, ``agent.schedule``, ``agent.boxed``, …: ``ActorCriticAgent``).
     """
 
     Config = DAC4RecConfig
@@ -92,19 +93,15 @@ class DAC4Rec(DiffusionActor, ActorCriticAgent):
         self._construct(obs_dim, action_dim, encoder, kwargs)  # config, seed, networks, targets, optimisers (base.py)
         self._reward_scale = 0.0  # running max |r|, for the default Q bound
 
-        # Eq. 18's per-step weights, with the finite i = 1 (decoder) term of errata #6, mean 1 over i.
-        self._elbo_weights = self.schedule.elbo_weights().to(self.device)
-
     def _build_networks(self, state_dim: int) -> None:
         cfg = self.config
-        self._build_diffusion_policy(state_dim, cfg.action_dim)
+        self.actor = DiffusionActor(cfg, state_dim, cfg.action_dim, self.device)  # μ_θ and μ_θ′
         self.critic = TwinQ(state_dim, cfg.action_dim, cfg.hidden_dim, cfg.critic_layer_norm)
         self.value = ValueNetwork(state_dim, cfg.hidden_dim)
-        self._build_energy_model(state_dim, cfg.action_dim)  # f_ψ is only used by act() once it has been trained
+        self.actor.build_energy_model()  # f_ψ (energy=True), used by act() only once it has been trained
 
     def _build_targets(self) -> None:
         self.encoders = AgentEncoders(self.encoder, self.config.policy_encoder, target_policy=True)
-        self.target_policy = copy.deepcopy(self.policy).requires_grad_(False)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
 
     def _build_optimizers(self) -> None:
@@ -125,6 +122,11 @@ class DAC4Rec(DiffusionActor, ActorCriticAgent):
         if self.energy_model is not None:
             modules["energy"] = self.energy_model
         return modules
+
+    @property
+    def _elbo_weights(self) -> torch.Tensor:
+        """Eq. 18's per-step weights (``DiffusionActor.elbo_weights``, from ``VPSchedule.elbo_weights``)."""
+        return self.actor.elbo_weights
 
     # ----- step 1a: policy evaluation ----------------------------------------------------------------
     @torch.no_grad()
@@ -188,49 +190,24 @@ class DAC4Rec(DiffusionActor, ActorCriticAgent):
     def policy_loss(self, state: torch.Tensor, action: torch.Tensor, critic_state: torch.Tensor | None = None,
                     improvement: str | None = None,
                     generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, float]]:
-        """L_d(θ) + λ L_q(θ) (Eq. 9, line 7), with L_q chosen by ``policy_improvement``.
+        """L_d(θ) + λ L_q(θ) (Eq. 9, line 7), with L_q chosen by ``policy_improvement``: "direct" (Eq. 15–16,
+        â⁰ clipped to the box), "elbo" (Eq. 18), "awr" (Eq. 19) weighed by ``advantage_weights``, or "chain"
+        (the −A ablation, Eq. 11). The terms are ``DiffusionActor.loss``'s, with this agent's critic.
 
         ``state`` is what the policy reads, ``critic_state`` what the critic (and V) read for the same rows
         (default ``state``: they differ only with ``policy_encoder="separate"``). ``improvement`` overrides
         the config's choice for this call and ``generator`` the agent's (``experiments.timing`` times the −A
         "chain" loss this way on the agent it trains)."""
-        cfg = self.config
-        improvement = cfg.policy_improvement if improvement is None else improvement
-        generator = self.generator if generator is None else generator
-        critic_state = state if critic_state is None else critic_state
-        error, steps, approx = self.policy.denoise_dataset_action(state, action, generator)  # lines 5–6 (Eq. 13–14)
-        bc_loss = error.mean()  # L_d, Eq. 8
-        if cfg.q_weight == 0:  # pure behaviour cloning: no L_q to compute
-            return bc_loss, {"bc_loss": bc_loss.item(), "q_loss": 0.0}
-        extra: dict[str, float] = {}
-        if improvement == "direct":
-            # Eq. 15–16: −Q(s, â⁰) / mean |Q|, the gradient flowing through â⁰ into θ (DiffusionActor), â⁰
-            # clipped to the box as the sampler would (DiffusionActor.boxed).
-            q_loss, q = self.direct_q_loss(critic_state, self.boxed(approx))
-            # The normalised loss is ≈ −1 by construction; the raw Q of â⁰ is the curve worth watching.
-            extra = {"q_approx_mean": q.mean().item()}
-        elif improvement == "chain":
-            # The −A ablation (Sec. 4.6, Fig. 3c): no action approximation (Eq. 11, as Diffusion-QL does).
-            q_loss, q = self.chain_q_loss(state, critic_state, generator)
-            extra = {"q_sampled_mean": q.mean().item()}
-        elif improvement == "elbo":
-            # Eq. 18: the ELBO's per-step weight times g(Q) times the ε error of the same draw as L_d.
-            q_loss = (self._elbo_weights[steps - 1] * self.advantage_weights(critic_state, action).squeeze(1) * error).mean()
-        else:  # "awr"
-            # Eq. 19: g(Q) ‖a − â⁰‖², the negative log-likelihood of the approximated policy N(â⁰, I) up to
-            # constants, averaged over action dimensions like L_d (Eq. 8) so λ means the same for any action
-            # size. â⁰ unclipped: where it overshoots the box, this is the gradient that pulls it back.
-            q_loss = (self.advantage_weights(critic_state, action) * (action - approx).pow(2).mean(dim=1, keepdim=True)).mean()
-        return bc_loss + cfg.q_weight * q_loss, {"bc_loss": bc_loss.item(), "q_loss": q_loss.item(), **extra}
+        improvement = self.config.policy_improvement if improvement is None else improvement
+        return self.actor.loss(self.critic, state, action, self.generator if generator is None else generator,
+                               improvement, critic_state, advantage_weights=self.advantage_weights)
 
     def chain_q_loss(self, state: torch.Tensor, critic_state: torch.Tensor | None = None,
                      generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """The −A ablation's L_q: a⁰ ~ μ_θ(·|s) drawn through the whole reverse chain with gradients on
-        (Eq. 11), so ∂a⁰/∂θ runs through N ε calls; then the same normalised −Q as ``direct``. Returns
-        (L_q, Q)."""
-        critic_state = state if critic_state is None else critic_state
-        sampled = self.policy.sample(state, generator=self.generator if generator is None else generator)
-        return self.direct_q_loss(critic_state, sampled)
+        """The −A ablation's L_q (``DiffusionActor.chain_q_loss``): a⁰ ~ μ_θ(·|s) through the whole reverse
+        chain with gradients on (Eq. 11), then the normalised −Q of ``direct``. Returns (L_q, Q)."""
+        return self.actor.chain_q_loss(self.critic, state, critic_state,
+                                       self.generator if generator is None else generator)
 
     def update_policy(self, batch: dict[str, torch.Tensor], improvement: str | None = None,
                       generator: torch.Generator | None = None) -> dict[str, float]:
@@ -256,7 +233,7 @@ class DAC4Rec(DiffusionActor, ActorCriticAgent):
         return self.update_policy(batch)
 
     # ----- acting ----------------------------------------------------------------------------------
-    # fit() then fit_energy() (Algorithm 1 step 2) and guidance() (line 15) come from DiffusionActor.
+    # fit() then fit_energy() (Algorithm 1 step 2) and guidance() (line 15): ActorCriticAgent, from the actor.
     def _act(self, obs: torch.Tensor, n_candidates: int, temperature: float | None,
              generator: torch.Generator | None) -> torch.Tensor:
         """Sample (energy-guided when energy=True, Eq. 24), then, with K > 1 candidates, select by Q (Eq. 21)."""
