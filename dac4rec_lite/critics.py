@@ -40,7 +40,8 @@ class TwinQ(nn.Module):
         return self.q1(x), self.q2(x)
 
     def q_min(self, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        """min(Q1, Q2), (B, 1): the conservative value used for targets and for ranking candidates."""
+        """min(Q1, Q2) of shape (B, 1), a column like ``rewards``: the conservative value used for targets and
+        for ranking candidates (``energy.q_min_flat`` gives the same values flattened to (B,))."""
         q1, q2 = self(state, action)
         return torch.min(q1, q2)
 

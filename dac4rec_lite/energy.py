@@ -1,9 +1,10 @@
 """Energy-guided sampling (Sec. 3.3, Eq. 21–25; Algorithm 1 step 2).
 
-Goal: sample from π*(a | s) ∝ exp(β Q(s, a)) μ(a | s) (Eq. 21, with an inverse temperature β) using the
-behaviour diffusion policy μ and a learned *intermediate energy*
+Goal: sample from π*(a | s) ∝ exp(κ Q(s, a)) μ(a | s) (Eq. 21, with an inverse temperature κ: the ``beta``
+argument below, ``energy_beta`` of the agents) using the behaviour diffusion policy μ and a learned
+*intermediate energy*
 
-    ℰ_i(s, a_i) = log E_{μ_0i(a⁰ | a_i, s)} [exp(β Q(s, a⁰))]          (Eq. 23; ℰ_0 = β Q)
+    ℰ_i(s, a_i) = log E_{μ_0i(a⁰ | a_i, s)} [exp(κ Q(s, a⁰))]          (Eq. 23; ℰ_0 = κ Q)
 
 whose gradient is exactly what must be added to μ's score at step i (Eq. 24):
 
@@ -14,23 +15,23 @@ Erratum: Eq. 24 labels the guidance "≈ f_φ", but Eq. 25 trains f_ψ ≈ ℰ_i
 Two ways to train f_ψ, both from K "support" actions a⁰_1..K ~ μ(· | s) per state:
 
 * ``cep`` — contrastive energy prediction (after Lu et al. 2023, the paper's source for this step). Noise all
-  K supports to one step i and minimise the cross-entropy −Σ_k softmax_k(β Q(s, a⁰_k)) · log softmax_k
+  K supports to one step i and minimise the cross-entropy −Σ_k softmax_k(κ Q(s, a⁰_k)) · log softmax_k
   f_ψ(s, a_i^k, i), with per-group softmax labels. For finite K its minimiser is *not* ℰ_i + c: each label
-  is divided by its own group's Σ_j exp(β Q_j), and the average of that ratio over the posterior is not
-  exp(ℰ_i) up to a constant (K = 2, β = 1: a region whose clean actions have Q ∈ {0, 10} at 50/50 and one
+  is divided by its own group's Σ_j exp(κ Q_j), and the average of that ratio over the posterior is not
+  exp(ℰ_i) up to a constant (K = 2, κ = 1: a region whose clean actions have Q ∈ {0, 10} at 50/50 and one
   with Q = 5 get f_A = f_B, while ℰ_A − ℰ_B ≈ 4.3). The bias shrinks as K grows (the group sum tends to
-  K·E[exp(β Q)]). Lu et al.'s theorem, f = ℰ_i + c(s, i) for every K ≥ 2, holds for the unnormalised
-  weights exp(β Q_k), which have heavier-tailed variance; ``dac4rec_lite.cep_bias`` computes all three
+  K·E[exp(κ Q)]). Lu et al.'s theorem, f = ℰ_i + c(s, i) for every K ≥ 2, holds for the unnormalised
+  weights exp(κ Q_k), which have heavier-tailed variance; ``dac4rec_lite.cep_bias`` computes all three
   minimisers on cases where ℰ_i is known (notebook 05).
 * ``mse`` — the paper-literal Eq. 25: regress f_ψ(s, a_i, i) on an estimate of ℰ_i(s, a_i). The posterior
   μ_0i(a⁰ | a_i, s) ∝ μ(a⁰ | s) q(a_i | a⁰) is re-weighted from the supports (self-normalised importance
   sampling with weights w_k = q(a_i | a⁰_k) = N(a_i; √ᾱ_i a⁰_k, (1 − ᾱ_i) I)):
 
-      ℰ̂_i(s, a_i) = log Σ_k w_k exp(β Q_k) − log Σ_k w_k.
+      ℰ̂_i(s, a_i) = log Σ_k w_k exp(κ Q_k) − log Σ_k w_k.
 
   This estimate is biased for finite K: it is the log of a ratio estimator, and E[log X] ≤ log E[X]
   (Jensen), so it is low on average; and when few supports lie near a_i (small i: the posterior is sharp)
-  one weight dominates and ℰ̂ collapses to β Q of that single support. The bias vanishes as K → ∞.
+  one weight dominates and ℰ̂ collapses to κ Q of that single support. The bias vanishes as K → ∞.
 """
 from __future__ import annotations
 
@@ -46,7 +47,8 @@ from ._checks import check_matrix, check_steps
 from .diffusion import DiffusionPolicy, EpsilonMLP, VPSchedule
 
 __all__ = [
-    "EnergyModel", "EnergyGuidance", "train_energy", "support_actions", "importance_energy_estimate", "min_q",
+    "EnergyModel", "EnergyGuidance", "train_energy", "support_actions", "importance_energy_estimate",
+    "q_min_flat", "min_q",
     "cep_loss", "mse_loss", "standardize_q", "ENERGY_METHODS",
 ]
 
@@ -73,10 +75,11 @@ class EnergyModel(nn.Module):
 
 
 class EnergyGuidance:
-    """The score term of Eq. 24 for ``DiffusionPolicy.sample(guidance=...)``: ``scale · ∇_a energy(s, a_i, i)``.
+    """The score term of Eq. 24 for ``DiffusionPolicy.sample(guidance=...)``: ω ∇_a energy(s, a_i, i), with the
+    guidance scale ω = ``scale``.
 
     ``energy`` is an ``EnergyModel`` or any callable ``energy(state, a_i, i)`` returning (B,) or (B, 1).
-    The sampler turns the score into ε̃ = ε_θ − √(1 − ᾱ_i) · scale · ∇_a f. ``scale = 0`` makes the sampler
+    The sampler turns the score into ε̃ = ε_θ − ω √(1 − ᾱ_i) ∇_a f. ω = 0 makes the sampler
     skip guidance entirely, so samples are bit-identical to unguided ones for the same generator."""
 
     def __init__(self, energy: EnergyFn, scale: float = 1.0) -> None:
@@ -109,11 +112,18 @@ class EnergyGuidance:
         return self.scale * gradient
 
 
-def min_q(critic: CriticFn, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-    """Q(s, a) as (B,): min of the twins for a ``TwinQ``-like critic, else the critic's single output."""
+def q_min_flat(critic: CriticFn, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+    """min(Q₁, Q₂)(s, a) flattened to shape (B,): one value per row, for the supports' (S, K) table.
+
+    ``critic(state, action)`` returns (q1, q2) (a ``TwinQ``-like critic: the min is taken) or one Q of shape
+    (B,) or (B, 1). The critics' own ``q_min`` methods (``TwinQ.q_min``, ``QNetwork.q_min``) return the
+    (B, 1) column instead, the shape of rewards and TD targets; this function is for any callable critic."""
     out = critic(state, action)
     q = torch.min(out[0], out[1]) if isinstance(out, tuple) else out
     return q.reshape(state.shape[0])
+
+
+min_q = q_min_flat  # the old name (exercises and experiments import it): the same function, (B,)
 
 
 @torch.no_grad()
@@ -137,7 +147,7 @@ def support_actions(policy: DiffusionPolicy, critic: CriticFn, states: torch.Ten
         a = policy.sample(chunk, generator=generator, sampler=sampler,
                           n_sample_steps=None if sampler == "ddpm" else n_sample_steps)
         actions.append(a)
-        qs.append(min_q(critic, critic_rows[start:start + batch_size], a))
+        qs.append(q_min_flat(critic, critic_rows[start:start + batch_size], a))
     d = actions[0].shape[1]
     return torch.cat(actions).reshape(-1, n_support, d), torch.cat(qs).reshape(-1, n_support)
 
@@ -147,7 +157,7 @@ def standardize_q(q: torch.Tensor) -> tuple[torch.Tensor, float]:
     root-mean within-state variance over all S states. Returns (standardized Q, σ).
 
     Only differences of Q within a state matter to the targets (softmax and the log-sum-exp of ℰ̂ are
-    shift-invariant per state, up to a constant per state that ∇_a never sees), so β·Q/σ tilts equally hard
+    shift-invariant per state, up to a constant per state that ∇_a never sees), so κ·Q/σ tilts equally hard
     whatever the reward unit: rewards ×100 give the same targets. One pooled σ, not one per state, so a
     state whose supports all score alike (a near-deterministic behaviour) is not sharpened into chasing the
     critic's noise. Where every support scores the same (σ = 0) the standardized Q is 0: uniform targets."""
@@ -161,11 +171,11 @@ def standardize_q(q: torch.Tensor) -> tuple[torch.Tensor, float]:
 
 
 def cep_loss(energy: EnergyFn, state, supports, q, steps, noise, schedule, beta) -> torch.Tensor:
-    """−Σ_k softmax_k(β Q_k) · log softmax_k f(s, a_i^k, i), averaged over states (CEP).
+    """−Σ_k softmax_k(κ Q_k) · log softmax_k f(s, a_i^k, i), averaged over states (CEP).
 
     ``state`` (B, ·), ``supports`` (B, K, d) and their ``q`` (B, K), ``steps`` (B,) one i per state, ``noise``
     (B, K, d) the noising of every support to step i; ``beta`` multiplies ``q`` as given (``train_energy``
-    passes standardized Q for a unit-free β, see ``standardize_q``)."""
+    passes standardized Q for a unit-free κ, see ``standardize_q``)."""
     b, k, d = supports.shape
     steps_rep = steps.repeat_interleave(k)
     noisy = schedule.q_sample(supports.reshape(b * k, d), steps_rep, noise.reshape(b * k, d))
@@ -175,7 +185,7 @@ def cep_loss(energy: EnergyFn, state, supports, q, steps, noise, schedule, beta)
 
 def importance_energy_estimate(a_i: torch.Tensor, supports: torch.Tensor, q: torch.Tensor,
                                alpha_bar: float | torch.Tensor, beta: float) -> torch.Tensor:
-    """The MSE target of Eq. 25: ℰ̂_i(a_i) = log Σ_k w_k exp(β Q_k) − log Σ_k w_k, w_k = N(a_i; √ᾱ_i a⁰_k, (1 − ᾱ_i) I).
+    """The MSE target of Eq. 25: ℰ̂_i(a_i) = log Σ_k w_k exp(κ Q_k) − log Σ_k w_k, w_k = N(a_i; √ᾱ_i a⁰_k, (1 − ᾱ_i) I).
 
     Points ``a_i`` (..., M, d), supports a⁰ (..., K, d) and their Q (..., K); leading dimensions are batches,
     and ``alpha_bar`` is a float or a tensor of those leading dimensions (one ᾱ_i per batch row). Returns
@@ -227,16 +237,16 @@ def train_energy(
         critic: ``critic(state, action)`` → (q1, q2) (min is used) or a (B,)/(B, 1) tensor of Q.
         dataset: an ``OfflineDataset`` (its observations give the states) or a (S, state_dim) tensor of states.
         steps, batch_size, lr: optimisation (Adam, cosine decay to 0).
-        n_support: K supports per state. beta: inverse temperature β of exp(β Q) (Eq. 21/23).
+        n_support: K supports per state. beta: inverse temperature κ of exp(κ Q) (Eq. 21/23).
         n_states: how many dataset states get supports (a random subset; None = all). S·K reverse chains are
             drawn once; at N = 100, 16 supports × 100k states would take minutes of CPU.
         encoder: maps observations to the states the policy and f_ψ read (the agent's policy encoder);
             identity when None. critic_encoder: maps them to the critic's states, when the critic has its
             own encoder (``policy_encoder="separate"``); ``encoder`` when None.
         support_sampler, support_steps: how supports are drawn (see ``support_actions``).
-        standardize: score the supports by β · Q / σ, Q centred per state and σ its pooled within-state
-            standard deviation (``standardize_q``), so that β is unit-free — what the agents do. False: by
-            β · Q in reward units, the literal Eq. 21.
+        standardize: score the supports by κ · Q / σ, Q centred per state and σ its pooled within-state
+            standard deviation (``standardize_q``), so that κ is unit-free — what the agents do. False: by
+            κ · Q in reward units, the literal Eq. 21.
     Returns a DataFrame with ``step`` and ``energy_loss``; ``attrs["q_scale"]`` holds σ (1.0 unstandardized).
     """
     if method not in ENERGY_METHODS:

@@ -1,7 +1,7 @@
 """Energy guidance against the analytic case: behaviour μ = N(0, I), Q(a) = w·a.
 
-Then π* ∝ exp(βQ) μ = N(βw, I), the exact intermediate energy is ℰ_i(a_i) = β√ᾱ_i w·a_i + const
-(the posterior of a⁰ given a_i is N(√ᾱ_i a_i, (1 − ᾱ_i) I)), and its gradient is β√ᾱ_i w."""
+Then π* ∝ exp(κQ) μ = N(κw, I), the exact intermediate energy is ℰ_i(a_i) = κ√ᾱ_i w·a_i + const
+(the posterior of a⁰ given a_i is N(√ᾱ_i a_i, (1 − ᾱ_i) I)), and its gradient is κ√ᾱ_i w."""
 import math
 
 import pytest
@@ -10,8 +10,8 @@ import torch
 import dac4rec_lite as dl
 from helpers import GaussianOracleEps, linear_chain_moments
 
-N_STEPS, BETA = 100, 1.0
-W = torch.tensor([0.6, -0.5])  # β‖w‖ = 0.78 ≤ 1
+N_STEPS, KAPPA = 100, 1.0
+W = torch.tensor([0.6, -0.5])  # κ‖w‖ = 0.78 ≤ 1
 
 
 def behaviour_policy():
@@ -34,14 +34,14 @@ def test_oracle_energy_guidance_samples_the_tilted_policy():
     schedule = policy.schedule
 
     def exact_energy(state, a_i, i):
-        return BETA * schedule.alphas_cumprod[i - 1].sqrt() * (a_i @ W) + 0.3  # constants do not matter
+        return KAPPA * schedule.alphas_cumprod[i - 1].sqrt() * (a_i @ W) + 0.3  # constants do not matter
 
     mean, std = guided_moments(policy, dl.EnergyGuidance(exact_energy, scale=1.0))
-    assert torch.all((mean - BETA * W).abs() < 0.05), mean
+    assert torch.all((mean - KAPPA * W).abs() < 0.05), mean
     assert torch.all((std - 1).abs() < 0.05), std
-    # Tighter: the exact moments of the discrete chain for N(βw, I) data (4 standard errors).
+    # Tighter: the exact moments of the discrete chain for N(κw, I) data (4 standard errors).
     for d in range(2):
-        m, v = linear_chain_moments(N_STEPS, 0.1, 10.0, (BETA * W[d]).item(), 1.0)
+        m, v = linear_chain_moments(N_STEPS, 0.1, 10.0, (KAPPA * W[d]).item(), 1.0)
         assert abs(mean[d].item() - m) < 4 * math.sqrt(v / 20_000)
 
 
@@ -72,17 +72,17 @@ def test_trained_energy_guides_to_the_tilted_policy(method):
     torch.manual_seed(0)
     policy = behaviour_policy()
     energy = dl.EnergyModel(1, 2, policy.schedule, hidden_dim=64)
-    log = dl.train_energy(energy, policy, linear_critic, torch.zeros(512, 1), steps=800, n_support=16, beta=BETA,
+    log = dl.train_energy(energy, policy, linear_critic, torch.zeros(512, 1), steps=800, n_support=16, beta=KAPPA,
                           method=method, batch_size=64, lr=3e-3, seed=0, progress=False)
     assert log["energy_loss"].iloc[-10:].mean() < log["energy_loss"].iloc[:10].mean()
     mean, std = guided_moments(policy, dl.EnergyGuidance(energy, scale=1.0), n=8000)
-    assert torch.all((mean - BETA * W).abs() < 0.1), (method, mean)
+    assert torch.all((mean - KAPPA * W).abs() < 0.1), (method, mean)
     assert torch.all((std - 1).abs() < 0.1), (method, std)
 
 
 def test_cep_minimiser_is_the_energy_up_to_a_constant():
-    """On fixed supports, the CEP loss is a cross-entropy: it is minimal when softmax(f) = softmax(βQ) over
-    the K supports, i.e. f = βQ + c at i → 0. The exact energy scores below a shifted-but-wrong one."""
+    """On fixed supports, the CEP loss is a cross-entropy: it is minimal when softmax(f) = softmax(κQ) over
+    the K supports, i.e. f = κQ + c at i → 0. The exact energy scores below a shifted-but-wrong one."""
     from dac4rec_lite.energy import cep_loss
 
     schedule = dl.VPSchedule(10)
@@ -91,9 +91,9 @@ def test_cep_minimiser_is_the_energy_up_to_a_constant():
     q = supports @ W
     steps = torch.ones(32, dtype=torch.long)
     noise = torch.randn(32, 8, 2, generator=g)
-    exact = lambda s, a, i: (BETA * schedule.alphas_cumprod[i - 1].sqrt() * (a @ W) + 5.0).unsqueeze(1)
-    wrong = lambda s, a, i: (2 * BETA * (a @ W)).unsqueeze(1)
-    args = (torch.zeros(32, 1), supports, q, steps, noise, schedule, BETA)
+    exact = lambda s, a, i: (KAPPA * schedule.alphas_cumprod[i - 1].sqrt() * (a @ W) + 5.0).unsqueeze(1)
+    wrong = lambda s, a, i: (2 * KAPPA * (a @ W)).unsqueeze(1)
+    args = (torch.zeros(32, 1), supports, q, steps, noise, schedule, KAPPA)
     assert cep_loss(exact, *args) < cep_loss(wrong, *args)
 
 
@@ -109,7 +109,7 @@ def test_an_energy_that_ignores_the_action_guides_nowhere():
 
 def test_standardized_q_and_its_cep_targets_do_not_depend_on_the_reward_unit():
     """standardize_q(c·Q + b) = standardize_q(Q) for c > 0 (centred per state, one pooled σ), so the CEP
-    loss at a fixed β is the same for rewards in any unit; raw Q at β is not."""
+    loss at a fixed κ is the same for rewards in any unit; raw Q at κ is not."""
     from dac4rec_lite.energy import cep_loss, standardize_q
 
     g = torch.Generator().manual_seed(0)
@@ -133,3 +133,20 @@ def test_standardized_q_and_its_cep_targets_do_not_depend_on_the_reward_unit():
         standardize_q(torch.ones(4, 1))
     flat, flat_sigma = standardize_q(torch.full((3, 4), 7.0))  # every support alike: uniform targets
     assert flat_sigma == 0.0 and torch.equal(flat, torch.zeros(3, 4))
+
+
+def test_q_min_flat_is_one_value_per_row_and_min_q_is_its_old_name():
+    """The critics' ``q_min`` is a (B, 1) column; ``energy.q_min_flat`` is the same min of the twins as (B,),
+    for any callable critic (twins, a column or a flat Q); ``energy.min_q`` is the old name of the same function."""
+    from dac4rec_lite.energy import min_q, q_min_flat
+
+    critic = dl.TwinQ(3, 2, hidden_dim=8)
+    state, action = torch.randn(6, 3), torch.randn(6, 2)
+    column = critic.q_min(state, action)
+    flat = q_min_flat(critic, state, action)
+    q1, q2 = critic(state, action)
+    assert column.shape == (6, 1) and flat.shape == (6,)
+    assert torch.equal(flat, torch.min(q1, q2).squeeze(1)) and torch.equal(flat, column.squeeze(1))
+    assert (flat <= q1.squeeze(1)).all() and (flat <= q2.squeeze(1)).all()
+    assert torch.equal(q_min_flat(lambda s, a: a.sum(1, keepdim=True), state, action), action.sum(1))
+    assert min_q is q_min_flat
