@@ -76,7 +76,9 @@ def test_trajectory_windows_cut_episodes_and_compute_returns_to_go():
     np.testing.assert_allclose(windows.returns, [6, 9])  # a terminal and a timeout both end an episode
     torch.testing.assert_close(windows._returns_to_go.squeeze(1), torch.tensor([6.0, 5.0, 3.0, 9.0, 5.0]))
     g = torch.Generator().manual_seed(0)
-    batch = windows.sample(200, generator=g)
+    batch = windows.sample_batch(200, generator=g)
+    again = windows.sample(200, generator=torch.Generator().manual_seed(0))  # the name OfflineDataset's also has
+    assert all(torch.equal(batch[k], again[k]) for k in batch)
     last = batch["observations"][:, -1, 0].long()  # the row each window ends at
     for row, first in ((0, 0), (2, 0), (4, 3)):
         w = {k: v[last == row][0] for k, v in batch.items()}

@@ -406,3 +406,14 @@ def test_episode_starts_must_be_binary() -> None:
     starts[6] = 3
     with pytest.raises(ValueError, match="episode_starts must contain only 0/1.*row 6"):
         OfflineDataset.from_dict(with_changes(episode_starts=starts))
+
+
+def test_sample_is_the_contract_name_of_sample_batch() -> None:
+    """``sample_batch`` draws the mini-batch; ``sample`` (the contract's name) gives the same rows from the same
+    generator state, and both move the generator by the same draws."""
+    ds = OfflineDataset.from_dict(make_dict(n=40))
+    g1, g2 = torch.Generator().manual_seed(7), torch.Generator().manual_seed(7)
+    a, b = ds.sample_batch(32, generator=g1), ds.sample(32, generator=g2)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert torch.equal(g1.get_state(), g2.get_state())
+    assert len(set(a["observations"][:, 0].tolist())) > 1  # a random draw, not one row repeated

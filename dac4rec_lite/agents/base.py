@@ -270,19 +270,19 @@ class OfflineAgent:
 
     # ----- batches ------------------------------------------------------------------------------------
     def _check_batch(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Check a batch from ``OfflineDataset.sample``: keys, shapes (rewards/terminals (B, 1)), finiteness."""
+        """Check a batch from ``OfflineDataset.sample_batch``: keys, shapes (rewards/terminals (B, 1)), finiteness."""
         if not isinstance(batch, dict):
             raise TypeError(f"batch must be a dict of tensors, got {type(batch).__name__}; draw batches with "
-                            "OfflineDataset.sample(batch_size).")
+                            "OfflineDataset.sample_batch(batch_size).")
         missing = [k for k in BATCH_KEYS if k not in batch]
         if missing:
-            raise ValueError(f"batch is missing {missing}; draw batches with OfflineDataset.sample(batch_size).")
+            raise ValueError(f"batch is missing {missing}; draw batches with OfflineDataset.sample_batch(batch_size).")
         for key in (*BATCH_KEYS, "timeouts"):
             if key in batch and not isinstance(batch[key], torch.Tensor):
                 raise TypeError(f"batch[{key!r}] must be a torch.Tensor, got {type(batch[key]).__name__}.")
         n = batch["observations"].shape[0] if batch["observations"].dim() else 0
         if n == 0:
-            raise ValueError("the batch is empty (0 transitions); draw at least one, e.g. dataset.sample(256).")
+            raise ValueError("the batch is empty (0 transitions); draw at least one, e.g. dataset.sample_batch(256).")
         shapes = {
             "observations": (n, self.config.obs_dim), "next_observations": (n, self.config.obs_dim),
             "actions": (n, self.config.action_dim), "rewards": (n, 1), "terminals": (n, 1),
@@ -348,7 +348,7 @@ class OfflineAgent:
         if isinstance(dataset, Mapping):
             raise TypeError("fit expects an OfflineDataset, got a dict; build one with "
                             "dl.OfflineDataset.from_dict(d).")
-        if not all(hasattr(dataset, name) for name in ("sample", "obs_dim", "action_dim")):
+        if not all(hasattr(dataset, name) for name in ("sample_batch", "obs_dim", "action_dim")):
             raise TypeError(f"fit expects an OfflineDataset, got {type(dataset).__name__}.")
         steps = _count(steps, "steps")
         batch_size = _count(batch_size, "batch_size")
@@ -374,7 +374,7 @@ class OfflineAgent:
                     break
                 stream, before = self.generator.get_state(), self._progress_marks()
                 try:
-                    metrics = self.update(dataset.sample(batch_size, generator=self.generator, device=self.device))
+                    metrics = self.update(dataset.sample_batch(batch_size, generator=self.generator, device=self.device))
                 except KeyboardInterrupt:
                     if self._progress_marks() != before:  # some optimiser stepped: the update is half applied
                         warnings.warn(f"fit was interrupted inside update {self.n_updates + 1}, after part of it was "

@@ -51,7 +51,7 @@ SEQUENCE_KEYS = ("observations", "actions", "returns_to_go", "timesteps", "valid
 class TrajectoryWindows:
     """An ``OfflineDataset`` cut into episodes and served as windows of K consecutive steps.
 
-    ``sample(batch_size, generator, device)`` draws transitions uniformly and returns, for each, the window
+    ``sample_batch(batch_size, generator, device)`` draws transitions uniformly and returns, for each, the window
     of the K steps of its episode that end there (left-padded): ``observations`` (B, K, obs_dim),
     ``actions`` (B, K, d), ``returns_to_go`` (B, K, 1), ``timesteps`` (B, K) long (step within the episode)
     and ``valid`` (B, K) bool (False on padding, whose entries are zeros). ``returns`` holds every episode's
@@ -99,6 +99,13 @@ class TrajectoryWindows:
 
     def sample(self, batch_size: int, generator: torch.Generator | None = None,
                device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+        """``sample_batch`` under the name ``OfflineDataset.sample`` also answers to."""
+        return self.sample_batch(batch_size, generator, device)
+
+    def sample_batch(self, batch_size: int, generator: torch.Generator | None = None,
+                     device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+        """A mini-batch of ``batch_size`` windows, their last steps drawn uniformly with replacement (class
+        docstring)."""
         generator = check_generator(generator)
         end = randint(0, self._n, (int(batch_size),), generator, "cpu")
         rows = end.unsqueeze(1) + torch.arange(1 - self.context_length, 1)   # (B, K), oldest first
@@ -223,7 +230,7 @@ class DecisionTransformer(OfflineAgent):
     ``DecisionTransformer(obs_dim, action_dim, context_length=10, embed_dim=64, n_layers=2, target_return=None,
     ...)``; every field of ``DecisionTransformerConfig`` is a keyword argument. ``fit`` takes an
     ``OfflineDataset`` with episode boundaries (``dl.collect`` keeps them); ``update`` takes a batch of
-    windows from ``TrajectoryWindows.sample``. No critic: ``act`` accepts only ``n_candidates=1``."""
+    windows from ``TrajectoryWindows.sample_batch``. No critic: ``act`` accepts only ``n_candidates=1``."""
 
     Config = DecisionTransformerConfig
 
@@ -275,7 +282,7 @@ class DecisionTransformer(OfflineAgent):
     def _check_sequences(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         missing = [k for k in SEQUENCE_KEYS if k not in batch]
         if missing:
-            raise ValueError(f"batch is missing {missing}; draw windows with TrajectoryWindows(dataset, K).sample(B).")
+            raise ValueError(f"batch is missing {missing}; draw windows with TrajectoryWindows(dataset, K).sample_batch(B).")
         b, k = batch["valid"].shape
         shapes = {"observations": (b, k, self.config.obs_dim), "actions": (b, k, self.config.action_dim),
                   "returns_to_go": (b, k, 1), "timesteps": (b, k)}

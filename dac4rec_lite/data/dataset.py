@@ -26,7 +26,7 @@ __all__ = ["OfflineDataset"]
 
 REQUIRED_KEYS: tuple[str, ...] = ("observations", "actions", "rewards", "next_observations", "terminals")
 OPTIONAL_KEYS: tuple[str, ...] = ("timeouts", "episode_starts")
-# Keys returned by ``sample``: every per-transition array that is meaningful for a random draw.
+# Keys returned by ``sample_batch``: every per-transition array that is meaningful for a random draw.
 SAMPLE_KEYS: tuple[str, ...] = REQUIRED_KEYS + ("timeouts",)
 # Extra entry written by ``save`` (NaN encodes ``max_action=None``).
 _MAX_ACTION_KEY = "max_action"
@@ -323,7 +323,17 @@ class OfflineDataset:
         generator: torch.Generator | None = None,
         device: str | torch.device = "cpu",
     ) -> dict[str, torch.Tensor]:
-        """Draw ``batch_size`` transitions uniformly at random, with replacement.
+        """``sample_batch`` under its contract name (``dataset.sample(B)``): the same batch, the same draws."""
+        return self.sample_batch(batch_size, generator, device)
+
+    def sample_batch(
+        self,
+        batch_size: int,
+        generator: torch.Generator | None = None,
+        device: str | torch.device = "cpu",
+    ) -> dict[str, torch.Tensor]:
+        """Draw a mini-batch of ``batch_size`` transitions uniformly at random, with replacement (Algorithm 1
+        line 2). (A policy's ``sample`` draws actions; this draws rows of the log.)
 
         Indices come from ``torch.randint(..., generator=generator)``, so a CPU generator seeded
         the same way gives the same batch.
