@@ -97,11 +97,6 @@ class TrajectoryWindows:
     def __len__(self) -> int:
         return self._n
 
-    def sample(self, batch_size: int, generator: torch.Generator | None = None,
-               device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
-        """``sample_batch`` under the name ``OfflineDataset.sample`` also answers to."""
-        return self.sample_batch(batch_size, generator, device)
-
     def sample_batch(self, batch_size: int, generator: torch.Generator | None = None,
                      device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
         """A mini-batch of ``batch_size`` windows, their last steps drawn uniformly with replacement (class
@@ -121,6 +116,8 @@ class TrajectoryWindows:
             "valid": valid,
         }
         return {key: value.to(device) for key, value in batch.items()}
+
+    sample = sample_batch  # the name OfflineDataset's mini-batch draw also answers to
 
 
 class CausalBlock(nn.Module):

@@ -317,15 +317,6 @@ class OfflineDataset:
         """
         return {key: array.copy() for key, array in self._arrays().items()}
 
-    def sample(
-        self,
-        batch_size: int,
-        generator: torch.Generator | None = None,
-        device: str | torch.device = "cpu",
-    ) -> dict[str, torch.Tensor]:
-        """``sample_batch`` under its contract name (``dataset.sample(B)``): the same batch, the same draws."""
-        return self.sample_batch(batch_size, generator, device)
-
     def sample_batch(
         self,
         batch_size: int,
@@ -364,6 +355,8 @@ class OfflineDataset:
             rows = torch.from_numpy(arrays[key])[idx]
             batch[key] = (rows.unsqueeze(1) if rows.dim() == 1 else rows).to(target)
         return batch
+
+    sample = sample_batch  # the contract's name (``dataset.sample(B)``): the same method, the same draws
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the dataset to ``path`` as an uncompressed ``.npz`` (exactly that path, no suffix added).
