@@ -21,13 +21,14 @@ every scale ω:
    with the standardised Q at i = 1, ⌈N/2⌉ and N, the share of states whose best support by f_ψ is the
    best by Q (chance: 1/K), and the cosine between ∇_a f_ψ(s, a, 1) and ∇_a Q(s, a): is the guidance
    direction the critic's ascent direction?
-3. **what the simulator does with guided pages** (``envs/recsim.py``): fatigue grows by
-   ``max(0, cos(page centroid, recent centroid) − fatigue_threshold)`` per page and drives both the click
-   penalty and the leave probability ``σ(leave_bias + leave_fatigue · f − leave_satisfaction · satisfaction)``;
-   so per page it records that cosine (``page_repeat``), the fatigue increment, fatigue and satisfaction
-   before the page, the page's expected click rate (the simulator's own click probabilities), the item
-   diversity within the page (1 − mean pairwise cosine of its items) and where the action points: its
-   cosine with the user's long-term preference p and short-term interest s (hidden from the agent).
+3. **what the simulator does with guided pages** (``envs/recsim.py``, symbols of docs/notation.md): fatigue
+   b ← m_b b + max(0, cos(v̄_page, v̄_recent) − ζ_b) grows when a page looks like the recent ones, lowers every
+   click probability σ(ξ(w_p p·v_j + w_h h·v_j − ζ) − ξ_b b) and raises the leave probability
+   σ(χ_0 + χ_b b − χ_c c̄); so per page it records cos(v̄_page, v̄_recent) (``page_repeat``), the fatigue it
+   adds (``fatigue_increment``), b and c̄ before the page, the page's expected click rate (the simulator's
+   own click probabilities), the item diversity within the page (1 − mean pairwise cosine of its items) and
+   where the action points: its cosine with the user's long-term preference p and short-term interest h
+   (hidden from the agent).
 4. **distance from the data** — the Euclidean distance from the played action to its nearest logged action
    (0 for a logged action), the share of actions farther than the 95th percentile of the logged actions'
    own nearest-neighbour distances (``outside_support``), and the cosine distance to the nearest logged
