@@ -31,7 +31,7 @@ class RandomPolicy:
 
 
 class MyopicPolicy:
-    """Chases the current short-term interest s: the best page for the next click, ignoring what it does
+    """Chases the current short-term interest h: the best page for the next click, ignoring what it does
     to the user's interest and fatigue."""
 
     name = "myopic"

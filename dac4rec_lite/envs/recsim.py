@@ -5,28 +5,35 @@ page of items, reward = clicks, users who leave), with its flaw fixed: there the
 and ignores the policy, so session length cannot differ between methods. Here leaving depends on how the
 user is served, which is the paper's point (Sec. 1, Fig. 1, Table 3).
 
+Symbols follow docs/notation.md (its simulator table; notebook 06 has the full list with every config field).
 The user model, per user (all of it hidden from the agent):
 
 * ``preference`` p — a unit vector, the long-term taste; fixed for the session.
-* ``interest`` s — the short-term interest, a unit vector that starts near p and drifts toward the items
-  the user just clicked: ``s ← normalise((1 − drift) s + drift · mean(clicked items))``.
-* ``fatigue`` f — grows when a page looks like the recent pages:
-  ``f ← fatigue_decay · f + max(0, cos(page centroid, recent centroid) − fatigue_threshold)``.
-* ``satisfaction`` — an exponential average of the page's click rate.
+* ``interest`` h — the short-term interest, a unit vector that starts near p
+  (h₀ = normalise(p + ``initial_interest_noise`` · a uniform random unit vector)) and drifts toward the
+  items the user just clicked: ``h ← normalise((1 − drift) h + drift · normalise(mean(clicked items)))``
+  (unchanged on a page without clicks).
+* ``fatigue`` b — grows when a page looks like the recent pages:
+  ``b ← fatigue_decay · b + max(0, cos(page centroid, recent centroid) − fatigue_threshold)`` (no fatigue on
+  the first page; the recent centroid is a running average of the pages' directions, halved every page).
+* ``satisfaction`` c̄ — an exponential average of the page's click rate:
+  ``c̄ ← satisfaction_decay · c̄ + (1 − satisfaction_decay) · clicks / page_size`` (c̄ = 0.5 for a new user).
 
-A page is the ``page_size`` items with the highest score ``item_features @ action``. Item j is clicked with
-probability ``σ(click_scale · (w_long p·v_j + w_short s·v_j − click_threshold) − fatigue_click_penalty · f)``.
-After the page the user leaves with probability
-``σ(leave_bias + leave_fatigue · f − leave_satisfaction · satisfaction)``; a session is capped at
-``max_pages`` pages (a timeout, not a terminal).
+A page is the ``page_size`` items with the highest score ``v_j · action`` (v_j the feature vector of item j, a
+unit vector). Item j is clicked with probability
+``σ(click_scale · (long_term_weight · p·v_j + short_term_weight · h·v_j − ζ) − fatigue_click_penalty · b)``
+with ζ = ``click_threshold`` the click threshold. After the page the user leaves with probability
+``σ(leave_bias + leave_fatigue · b − leave_satisfaction · c̄)``; a session is capped at ``max_pages`` pages (a
+timeout, not a terminal). The reward of a page is its number of clicks.
 
-Chasing s (the myopic policy) pays on the first pages, but s then collapses onto what was shown, pages
+Chasing h (the myopic policy) pays on the first pages, but h then collapses onto what was shown, pages
 repeat, fatigue builds and the user leaves. Serving p with variety (the long-term expert) clicks a little
 less at first and keeps the user for much longer.
 
 The observation (see :class:`~dac4rec_lite.observation.ObsLayout`) is a noisy, partial view of p (the
-profile ``tanh(M p + noise)`` with M a fixed profile_dim × d projection, like VirtualTaobao's user attributes) followed by the last ``window`` pages, each summarised as
-(page centroid, centroid of the clicked items, click rate, valid flag).
+profile ``tanh(M p + noise)`` with M a fixed profile_dim × action_dim projection and noise ~ N(0,
+profile_noise²) per coordinate, like VirtualTaobao's user attributes) followed by the last ``window`` pages,
+each summarised as (page centroid, centroid of the clicked items, click rate, valid flag).
 """
 from __future__ import annotations
 
@@ -117,10 +124,10 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 class UserBatch:
     """The hidden and observable state of B users, updated in place by :meth:`RecSimulator.step`."""
 
-    preference: np.ndarray      # (B, d) unit vectors, long-term taste
-    interest: np.ndarray        # (B, d) unit vectors, short-term interest
-    fatigue: np.ndarray         # (B,)
-    satisfaction: np.ndarray    # (B,)
+    preference: np.ndarray      # (B, d) unit vectors, long-term taste p
+    interest: np.ndarray        # (B, d) unit vectors, short-term interest h
+    fatigue: np.ndarray         # (B,) fatigue b
+    satisfaction: np.ndarray    # (B,) satisfaction c̄
     profile: np.ndarray         # (B, profile_dim) noisy partial view of the preference, in (-1, 1)
     history: np.ndarray         # (B, window, step_dim) last pages, oldest first
     pages: np.ndarray           # (B,) pages served so far

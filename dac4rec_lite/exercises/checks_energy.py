@@ -1,6 +1,9 @@
 """Exercises 12–14 (notebook ex03_energy_and_selection): the contrastive energy loss, the guided ε of Eq. 24
 and the selection among K candidates of Eq. 21.
 
+Symbols follow docs/notation.md: κ is the inverse temperature of the CEP targets (the argument ``beta``), ω the
+guidance scale (the argument ``scale``); ``temperature`` in the selection is 1/κ.
+
 Every reference calls the core (the CEP loss of ``energy.py``, ``EnergyGuidance``, ``select_candidates`` of
 ``agents/base.py``); the mistakes are written the way a student writes them, so that a match is a diagnosis.
 """
@@ -80,11 +83,12 @@ WRONG_AXIS = ("The softmax runs over the wrong axis. q and f have shape (B, K): 
 
 CEP_LOSS = Exercise(
     name="cep_loss",
-    equation="CEP: L = −mean_s Σ_k softmax_k(β Q(s, a⁰_k)) · log softmax_k f_ψ(s, a_i^k, i), a_i^k = √ᾱ_i a⁰_k + √(1 − ᾱ_i) ε_k",
+    equation="CEP: L = −mean_s Σ_k softmax_k(κ Q(s, a⁰_k)) · log softmax_k f_ψ(s, a_i^k, i), κ = `beta`, "
+             "a_i^k = √ᾱ_i a⁰_k + √(1 − ᾱ_i) ε_k",
     signature="cep_loss(energy, state, supports, q, i, noise, schedule, beta) -> scalar",
     cases=[
-        _cep_case([1, 2, 4, 6, 8, 9], 3.0, 0, "6 states × 5 supports, steps 1..9, β = 3"),
-        _cep_case([10, 1, 5, 10, 3, 7], 1.0, 1, "6 states × 5 supports, steps 1 and N = 10 included, β = 1"),
+        _cep_case([1, 2, 4, 6, 8, 9], 3.0, 0, "6 states × 5 supports, steps 1..9, κ = 3"),
+        _cep_case([10, 1, 5, 10, 3, 7], 1.0, 1, "6 states × 5 supports, steps 1 and N = 10 included, κ = 1"),
     ],
     reference=_cep_reference,
     expected_shape=lambda case: (),
@@ -95,9 +99,11 @@ CEP_LOSS = Exercise(
         Mistake("softmax_wrong_axis", WRONG_AXIS, _cep_variant(model_dim=0)),
         Mistake("softmax_flat", "You normalised over all B·K supports at once. Each state has its own K supports and its "
                 "own distribution over them: reshape to (B, K) and normalise each row (dim=1).", _cep_variant(flat=True)),
+        # The test (tests/test_exercise_mistakes_energy.py) matches "inverse temperature β is missing" verbatim; the
+        # κ wording waits for that test's phrase to change with it (docs/notation.md: κ, argument `beta`).
         Mistake("no_beta", "The inverse temperature β is missing: the target weights are softmax_k(β Q_k) (β sets how "
-                "sharply the energy prefers high-Q supports; errata #8c).", _cep_variant(use_beta=False)),
-        Mistake("roles_swapped", "The roles are swapped: the target distribution (no gradient) is softmax(β Q), and the "
+                "sharply the energy prefers high-Q supports; docs/errata.md, Conventions).", _cep_variant(use_beta=False)),
+        Mistake("roles_swapped", "The roles are swapped: the target distribution (no gradient) is softmax(κ Q), and the "
                 "model's log-probabilities are log_softmax(f_ψ).", _cep_variant(swapped=True)),
         Mistake("clean_supports", "f_ψ must be evaluated on the *noised* supports a_i^k = √ᾱ_i a⁰_k + √(1 − ᾱ_i) ε_k "
                 "(it is an intermediate energy ℰ_i of noisy actions, Eq. 23), not on the clean a⁰_k.",
@@ -151,7 +157,7 @@ def _guided_variant(**kwargs) -> Callable:
 def _guided_reference(case: Case) -> torch.Tensor:
     eps_model, energy, state, a_i, i, scale, _tables_ = case.args
     ab = SCHEDULE.alphas_cumprod[i - 1].unsqueeze(1)
-    # The sampler's guided ε (diffusion/samplers.py): ε̃ = ε_θ − √(1 − ᾱ_i) · scale · ∇_a f.
+    # The sampler's guided ε (diffusion/samplers.py): ε̃ = ε_θ − √(1 − ᾱ_i) · ω · ∇_a f, ω = scale.
     return eps_model(state, a_i, i) - (1 - ab).sqrt() * EnergyGuidance(energy, scale)(state, a_i, i)
 
 
@@ -165,18 +171,19 @@ def _guided_error_hint(err: BaseException, case: Case) -> tuple[str, str] | None
 
 
 GUIDED_EPS = Exercise(
-    name="guided_eps", equation="Eq. 24 in ε form: ε̃ = ε_θ(s, a^i, i) − √(1 − ᾱ_i) · scale · ∇_a f_ψ(s, a^i, i)",
+    name="guided_eps",
+    equation="Eq. 24 in ε form: ε̃ = ε_θ(s, a^i, i) − ω √(1 − ᾱ_i) ∇_a f_ψ(s, a^i, i), ω the guidance scale `scale`",
     signature="guided_eps(eps_model, energy, state, a_i, i, scale, schedule) -> eps_tilde",
     cases=[
-        _guided_case(NO_LAST_STEP, 2.0, 0, "7 states, steps 1..9, scale 2"),
-        _guided_case(WITH_ENDS, 0.5, 1, "7 states, steps 1 and N = 10 included, scale 0.5"),
+        _guided_case(NO_LAST_STEP, 2.0, 0, "7 states, steps 1..9, ω = 2"),
+        _guided_case(WITH_ENDS, 0.5, 1, "7 states, steps 1 and N = 10 included, ω = 0.5"),
     ],
     reference=_guided_reference,
     expected_shape=lambda case: tuple(case.args[3].shape),
     probe=lambda out, case: {"value": out},
     mistakes=[
         Mistake("guidance_sign", "The guidance sign is flipped. Guidance adds ∇f to the *score*, and ε points the other "
-                "way (ε_θ ≈ −√(1 − ᾱ_i) · score), so in ε form it is subtracted: ε̃ = ε_θ − √(1 − ᾱ_i) · scale · ∇f. "
+                "way (ε_θ ≈ −√(1 − ᾱ_i) · score), so in ε form it is subtracted: ε̃ = ε_θ − ω √(1 − ᾱ_i) ∇f. "
                 "With a + the sampler walks towards low energy, i.e. low Q.", _guided_variant(sign=1.0)),
         Mistake("no_sqrt", "A square root is missing: the factor that turns a score into ε is √(1 − ᾱ_i), not 1 − ᾱ_i.",
                 _guided_variant(coef="no_sqrt")),
@@ -185,8 +192,8 @@ GUIDED_EPS = Exercise(
                 _guided_variant(coef="none")),
         Mistake("alpha_for_alpha_bar", ALPHA_FOR_ALPHA_BAR, _guided_variant(table="alphas")),
         Mistake("zero_based", ZERO_BASED, _guided_variant(shift=0)),
-        Mistake("scale_ignored", "The guidance `scale` is not used: multiply the energy's gradient by it (scale = 0 must "
-                "give back the unguided ε).", _guided_variant(use_scale=False)),
+        Mistake("scale_ignored", "The guidance `scale` is not used: multiply the energy's gradient by it (ω = `scale` = 0 "
+                "must give back the unguided ε).", _guided_variant(use_scale=False)),
         Mistake("gradient_of_mean", "You differentiated the batch *mean* of f: each row's gradient came out divided by "
                 "the batch size. Each row needs ∇ of its own f, which is what the gradient of f.sum() gives.",
                 _guided_variant(reduce="mean")),
@@ -274,10 +281,10 @@ SELECT_ACTION = Exercise(
         Mistake("argmin", "You picked the lowest Q (argmin); the best candidate has the highest Q: argmax.",
                 _select_variant(pick="argmin")),
         Mistake("softmax_wrong_axis", "The softmax runs over the wrong axis. Q has shape (B, K): row b holds the K "
-                "candidates of state b, and the draw is among those K, so normalise each row: softmax(Q / T, dim=1).",
+                "candidates of state b, and the draw is among those K, so normalise each row: softmax(Q / temperature, dim=1).",
                 _select_variant(axis=0)),
-        Mistake("temperature_multiplied", "Divide by the temperature, don't multiply: p ∝ exp(Q / T), so a small T makes "
-                "the draw nearly greedy and a large T nearly uniform.", _select_variant(temp="multiply")),
+        Mistake("temperature_multiplied", "Divide by the temperature, don't multiply: p ∝ exp(Q / temperature), so a small "
+                "temperature makes the draw nearly greedy and a large one nearly uniform.", _select_variant(temp="multiply")),
         Mistake("temperature_ignored", "The temperature is not used: p ∝ exp(Q / temperature).", _select_variant(temp="ignore")),
         Mistake("generator_ignored", "Your draw does not use `generator`: the same generator seed gave different actions. "
                 "Draw with torch.multinomial(probs, 1, generator=generator) so that results are reproducible.",

@@ -44,7 +44,7 @@ HINTS: dict[str, list[str]] = {
         "All the tables are there: `schedule.betas`, `schedule.alphas` and `schedule.alphas_cumprod_prev` (ᾱ_{i−1}, with "
         "ᾱ_0 = 1 at index 0). The formula is elementwise, so compute every step at once.",
         "Evaluate the printed formula at i = 1 by hand: what is 1 − ᾱ_0? That step needs its own value; the exercise "
-        "text says which (the decoder's variance σ_1² = β_1).",
+        "text says which (the decoder's variance, β_1).",
         "Replace that one entry after computing the others, then rescale all N weights so that their mean is 1.",
     ],
     "action_approximation": [
@@ -83,7 +83,7 @@ HINTS: dict[str, list[str]] = {
         "gives you `td_target`, `critic`, `policy_loss`, the two optimisers and `config.tau`.",
         "Critic: the TD target from the target networks (`agent.td_target(next_state, reward, terminal)`), the twins' "
         "Q of the dataset action, one loss for both twins, then an optimiser step and the target critic's soft update.",
-        "Policy: `agent.policy_loss(state, action)` returns (L_d + λ L_q, metrics). Each optimiser step needs its "
+        "Policy: `agent.policy_loss(state, action)` returns (L_d + λ L_q, metrics), λ = `q_weight`. Each optimiser step needs its "
         "gradients cleared first, and each target moves right after its network's step. Return the two losses.",
     ],
     "cep_loss": [
@@ -91,8 +91,8 @@ HINTS: dict[str, list[str]] = {
         "with Eq. 13 (the noise reshaped the same way).",
         "Each state must sit beside its own K supports: `state.repeat_interleave(K, dim=0)`. Evaluate the energy, "
         "then reshape f to (B, K).",
-        "A cross-entropy between two distributions over the K supports of each state: the target from β·Q (no "
-        "gradient), the model's log-probabilities from f. Which dimension holds the K supports?",
+        "A cross-entropy between two distributions over the K supports of each state: the target from κ·Q, κ = `beta` "
+        "(no gradient), the model's log-probabilities from f. Which dimension holds the K supports?",
     ],
     "guided_eps": [
         "ε_θ comes from `eps_model(state, a_i, i)`. The guidance needs ∇_a f, the gradient of the energy with respect "
@@ -100,11 +100,11 @@ HINTS: dict[str, list[str]] = {
         "Make a leaf that tracks gradients, `a = a_i.detach().requires_grad_(True)`, and use `torch.autograd.grad` on "
         "a scalar whose gradient gives each row its own ∇f.",
         "Scores and ε differ by a factor −√(1 − ᾱ_i) (ᾱ as a (B, 1) column): work out the sign of the guidance term "
-        "in ε form before you write it.",
+        "ω ∇f (ω = `scale`) in ε form before you write it.",
     ],
     "select_action": [
         "Rank candidates by the pessimistic Q of the twins, shape (B, K): row b holds the K candidates of state b.",
-        "Temperature None: the best of the K. Otherwise draw one index per row from softmax(Q / T) over the K, with "
+        "Temperature None: the best of the K. Otherwise draw one index per row from softmax(Q / temperature) over the K, with "
         "`torch.multinomial(..., generator=generator)`.",
         "You have one index per state; return the actions, (B, d). Indexing with `[:, choice]` picks every choice "
         "for every state: pair each row with its own index.",

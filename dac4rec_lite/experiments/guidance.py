@@ -6,12 +6,15 @@
 * ``guided_sample`` / ``sample_summary`` / ``summary_table`` — draw actions with ``EnergyGuidance`` and say
   where they land (share on the best blob, off every blob, mean true reward).
 * ``reward_spread_by_scale`` — the variance-reduction picture: mean reward and its spread over repeated draws
-  (seeds) as the guidance scale grows.
+  (seeds) as the guidance scale ω (``scale=``) grows.
 * ``importance_energy_estimate`` / ``mse_target_error`` — the paper-literal (MSE, Eq. 25) training target,
   a self-normalised importance estimate of ℰ_i, and how far it is from the exact ℰ_i for K supports.
 * ``ExactBehaviourEps`` / ``bandit_guidance_by_scale`` — guidance where it is known to work: the exact
-  behaviour (its ε* by Tweedie's formula) guided by the exact energy, reward against scale with paired
+  behaviour (its ε* by Tweedie's formula) guided by the exact energy, reward against ω with paired
   intervals over seeds, in the same layout as the simulator's energy study (notebook 07's contrast).
+
+Symbols follow docs/notation.md: κ is the inverse temperature of the tilt e^{κQ} (the argument ``beta``),
+ω the guidance scale (the argument ``scale``).
 
 Everything is seeded: a study with the same arguments returns the same numbers.
 """
@@ -74,15 +77,16 @@ def energy_grid(energy: EnergyFn, state: object, i: int, resolution: int = 41, b
 
 
 def bandit_energy(bandit: CornerBandit, schedule: VPSchedule, beta: float) -> EnergyFn:
-    """The exact intermediate energy ℰ_i(s, a_i) = log E_{μ_0i(a⁰ | a_i, s)}[exp(β r(s, a⁰))] (Eq. 23) of the
-    corner bandit, with the true behaviour as μ and the true mean reward as Q.
+    """The exact intermediate energy ℰ_i(s, a_i) = log E_{μ_0i(a⁰ | a_i, s)}[exp(κ r(s, a⁰))] (Eq. 23) of the
+    corner bandit, with the true behaviour as μ, the true mean reward as Q and κ = ``beta``.
 
     The behaviour is an even mixture of four Gaussians N(c_k, σ² I), and Q is the blob's mean m_k on blob k
     (the ±1 clip and the tails beyond ``radius`` = 5σ are ignored). Noised to step i, blob k becomes
     N(√ᾱ_i c_k, (ᾱ_i σ² + 1 − ᾱ_i) I), so the posterior over blobs given a_i has weights
-    ρ_k(a_i) ∝ N(a_i; √ᾱ_i c_k, (ᾱ_i σ² + 1 − ᾱ_i) I) and
+    ρ_k(a_i) ∝ N(a_i; √ᾱ_i c_k, (ᾱ_i σ² + 1 − ᾱ_i) I) (the self-normalised importance weights of
+    docs/notation.md, with the four blobs as the supports) and
 
-        ℰ_i(s, a_i) = log Σ_k ρ_k(a_i) exp(β m_k(s)).
+        ℰ_i(s, a_i) = log Σ_k ρ_k(a_i) exp(κ m_k(s)).
 
     Returns a differentiable callable ``energy(state, a_i, i)`` → (B,) for ``EnergyGuidance`` or ``energy_grid``;
     the state is the bandit's observation (its context, for the contextual bandit)."""
@@ -106,8 +110,9 @@ def bandit_energy(bandit: CornerBandit, schedule: VPSchedule, beta: float) -> En
 
 def guided_sample(policy: DiffusionPolicy, energy: EnergyFn | None, states: torch.Tensor, scale: float = 1.0,
                   seed: int = 0, return_trajectory: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-    """``policy.sample`` with ``EnergyGuidance(energy, scale)`` (none when ``energy`` is None) and a generator
-    seeded with ``seed``; detached. Scale 0 and ``energy=None`` give the same actions (the unguided chain)."""
+    """``policy.sample`` with ``EnergyGuidance(energy, scale)`` — guidance scale ω = ``scale`` — (none when
+    ``energy`` is None) and a generator seeded with ``seed``; detached. ω = 0 and ``energy=None`` give the same
+    actions (the unguided chain)."""
     guidance = None if energy is None else EnergyGuidance(energy, scale)
     generator = torch.Generator(device=policy.device).manual_seed(seed)
     with torch.no_grad():  # EnergyGuidance switches gradients back on for its own ∇_a f
@@ -258,9 +263,9 @@ def bandit_guidance_by_scale(scales: Sequence[float] = (0.0, 0.5, 1.0, 2.0, 4.0)
                              n_samples: int = 500, beta: float = 3.0, n_steps: int = 20, seed: int = 0,
                              level: float = 0.95) -> pd.DataFrame:
     """Energy guidance where the model is exact: the corner bandit's behaviour (``ExactBehaviourEps``) guided
-    by its exact intermediate energy (``bandit_energy``, β = ``beta``), for every scale. Each seed draws
-    ``n_samples`` actions with the same generator at every scale (scale 0 is the unguided behaviour), so
-    scales are compared pairwise. One row per scale: ``reward_mean`` (mean over seeds of each draw's mean
+    by its exact intermediate energy (``bandit_energy``, κ = ``beta``), for every guidance scale ω in ``scales``.
+    Each seed draws ``n_samples`` actions with the same generator at every ω (ω = 0 is the unguided behaviour),
+    so the scales are compared pairwise. One row per scale: ``reward_mean`` (mean over seeds of each draw's mean
     true reward) with its ``level`` interval (``reward_mean_low``, ``reward_mean_high``), ``best_blob``, and
     the paired difference from scale 0 (``reward_diff``, ``reward_low``, ``reward_high``, ``reward_verdict``:
     "reproduces" = guidance raises the reward) — the layout of ``experiments.studies.energy_table`` (with

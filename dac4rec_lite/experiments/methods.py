@@ -6,7 +6,7 @@ what else varies) names one independent run; ``execute_run(run)`` does it and re
 scalars — the run's label, R_cumu, R_avg, Length, CTR, the CTR-by-length buckets of Table 3 as flat columns
 (``CTR_11_20``, ``episodes_11_20``, ``clicks_11_20``, ``shown_11_20``, …) and the seconds spent — which is
 what ``experiments.runner.execute`` appends to a run table. An ``EnergyRun`` trains once and evaluates the
-same agent at several guidance scales (the scale only matters at ``act``), one column set per scale.
+same agent at several guidance scales ω (ω only matters at ``act``), one column set per ω.
 """
 from __future__ import annotations
 
@@ -40,8 +40,9 @@ BEHAVIOUR_LOGS: dict[str, tuple[str, ...]] = {
 
 
 def _diffusion_kwargs(agent: dict[str, Any], energy_steps: int) -> dict[str, Any]:
-    """A diffusion actor with energy guidance, at the agents' default β: β is unit-free (the agents score
-    supports by β·Q/σ, docs/errata.md "Conventions"), so the simulator needs no β of its own."""
+    """A diffusion actor with energy guidance, at the agents' default inverse temperature κ (``beta=``): κ is
+    unit-free (the agents score supports by κ·Q/σ, σ the supports' pooled spread of Q; docs/notation.md and
+    docs/errata.md "Conventions"), so the simulator needs no κ of its own."""
     return dict(agent, energy_steps=energy_steps)
 
 
@@ -116,7 +117,7 @@ class Run:
 @dataclass(frozen=True)
 class EnergyRun(Run):
     """A run of the energy study: trained once with energy guidance on behaviour log ``log`` (a key of
-    ``BEHAVIOUR_LOGS``), evaluated on the same users at every guidance scale of ``scales``."""
+    ``BEHAVIOUR_LOGS``), evaluated on the same users at every guidance scale ω in ``scales``."""
 
     log: str = "mixture"
     scales: tuple[float, ...] = (0.0, 1.0)
@@ -136,7 +137,7 @@ def bucket_key(bucket: str) -> str:
 
 
 def scale_column(metric: str, scale: float) -> str:
-    """The energy study's column of ``metric`` at guidance scale ``scale``: ``"R_cumu@0.5"``."""
+    """The energy study's column of ``metric`` at guidance scale ω = ``scale``: ``"R_cumu@0.5"``."""
     return f"{metric}@{scale:g}"
 
 
@@ -167,7 +168,7 @@ def execute_run(run: Run) -> dict[str, Any]:
     row: dict[str, Any] = dict(run.label)
     if isinstance(run, EnergyRun):
         for scale in run.scales:
-            agent.config.energy_scale = float(scale)  # Eq. 24's scale is read at act(); 0 = unguided
+            agent.config.energy_scale = float(scale)  # Eq. 24's ω is read at act(); 0 = unguided
             result = evaluate(env, agent, settings["eval_episodes"], seed=eval_seed, progress=False)
             row.update({scale_column(m, scale): float(result[m]) for m in METRICS})
     else:

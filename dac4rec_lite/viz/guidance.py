@@ -1,10 +1,13 @@
 """Notebook 05: energy guidance (Sec. 3.3, Eq. 21–25) on the corner bandit, as figures and slider panels.
 
 ``energy_heatmap_figure`` / ``energy_explorer`` draw the intermediate energy f(s, a^i, i) and its gradient;
-``score_decomposition_figure`` the three terms of Eq. 24 on one grid, ∇ log μ_i + scale·∇f = ∇ log π_i;
+``score_decomposition_figure`` the three terms of Eq. 24 on one grid, ∇ log μ_i + ω ∇f = ∇ log π_i;
 ``guided_trajectory_figure`` / ``guided_trajectory_explorer`` unguided against guided chains;
-``guidance_scale_figure`` / ``guidance_scale_explorer`` and ``reward_spread_figure`` what the scale does to
-where actions land. The numbers come from ``dac4rec_lite.guidance_studies`` and ``experiments.analysis``."""
+``guidance_scale_figure`` / ``guidance_scale_explorer`` and ``reward_spread_figure`` what the guidance scale
+ω does to where actions land. Symbols follow docs/notation.md: ω is the guidance scale (the argument
+``scale``; the plots' legends and sliders say "scale"), κ the inverse temperature of the energy's tilt e^{κQ}
+(``beta=`` of ``train_energy``). The numbers come from ``dac4rec_lite.guidance_studies`` and
+``experiments.analysis``."""
 from __future__ import annotations
 
 from typing import Callable, Mapping
@@ -117,7 +120,7 @@ def energy_heatmap_figure(
 
 
 _TERMS = (("prior", "∇log μ<sub>i</sub>: the behaviour (−ε<sub>θ</sub> / √(1−ᾱ<sub>i</sub>))", "#0072B2"),
-          ("energy", "+ scale·∇f: the energy's push", "#D55E00"),
+          ("energy", "+ ω·∇f: the energy's push (ω = scale)", "#D55E00"),
           ("guided", "= ∇log π<sub>i</sub>: what the sampler follows", "#009E73"))
 
 
@@ -132,15 +135,15 @@ def score_decomposition_figure(
     bound: float = 1.5,
     context: int = 0,
 ) -> go.Figure:
-    """Notebook 05: energy guidance as a sum of arrows at step i, ∇ log μ_i + scale·∇f = ∇ log π_i (Eq. 24),
+    """Notebook 05: energy guidance as a sum of arrows at step i, ∇ log μ_i + ω ∇f = ∇ log π_i (Eq. 24),
     on one grid of a^i for one ``state``, three panels.
 
     Left: the behaviour's score from the trained ε-network, −ε_θ(s, a, i) / √(1 − ᾱ_i). Middle: the push
-    ``EnergyGuidance(energy, scale)`` adds, scale·∇_a f(s, a, i), over the energy f − max f as a faint
-    heatmap. Right: their sum, the score of the guided policy π_i that the sampler follows (it uses
-    ε̃ = ε_θ − √(1 − ᾱ_i)·scale·∇f). The numbers are ``guided_score_field(...)``; all three panels share one
-    length scale (the longest arrow of the three spans 0.9 of a grid cell), so the right panel's arrows are the
-    left and middle ones added tip to tail. Arguments: ``policy`` the behaviour ``DiffusionPolicy``,
+    ``EnergyGuidance(energy, scale)`` adds, ω ∇_a f(s, a, i) with ω = ``scale``, over the energy f − max f as a
+    faint heatmap (its trace is named "scale·∇f"). Right: their sum, the score of the guided policy π_i that the
+    sampler follows (it uses ε̃ = ε_θ − ω √(1 − ᾱ_i) ∇f). The numbers are ``guided_score_field(...)``; all three
+    panels share one length scale (the longest arrow of the three spans 0.9 of a grid cell), so the right panel's
+    arrows are the left and middle ones added tip to tail. Arguments: ``policy`` the behaviour ``DiffusionPolicy``,
     ``energy`` an ``EnergyModel`` or any ``energy(state, a_i, i)`` (e.g. ``bandit_energy(...)``), ``state``
     one state of the policy (the bandit's observation for ``context``), ``step`` i in 1..N; with ``bandit``
     the blobs and their rewards in ``context`` are drawn."""
@@ -169,8 +172,8 @@ def score_decomposition_figure(
     fig.update_layout(
         template=TEMPLATE, height=470, margin=dict(t=120, l=50, r=20, b=40),
         title=dict(x=0.01, y=0.97, text=(
-            f"Energy guidance at step i = {step} of {policy.n_steps}, scale {scale:g} (Eq. 24): "
-            f"∇log μ<sub>i</sub> + scale·∇f = ∇log π<sub>i</sub><br><sup>√(1−ᾱ<sub>i</sub>) = {np.sqrt(1 - alpha_bar):.3f}; "
+            f"Energy guidance at step i = {step} of {policy.n_steps}, ω = {scale:g} (Eq. 24): "
+            f"∇log μ<sub>i</sub> + ω·∇f = ∇log π<sub>i</sub><br><sup>√(1−ᾱ<sub>i</sub>) = {np.sqrt(1 - alpha_bar):.3f}; "
             f"one length scale for the three panels: the longest arrow ({longest:.3g}) spans 0.9 of a grid cell</sup>")),
         legend=dict(orientation="h", yanchor="top", y=-0.12, x=0),
     )
@@ -275,7 +278,7 @@ def guidance_scale_figure(
 
 
 def reward_spread_figure(tables: Mapping[str, pd.DataFrame] | pd.DataFrame) -> go.Figure:
-    """The variance-reduction picture from ``reward_spread_by_scale``: against the guidance scale, the mean true
+    """The variance-reduction picture from ``reward_spread_by_scale``: against the guidance scale ω, the mean true
     reward (error bars: its std over seeds), the std of the mean reward over seeds, and the best-blob share;
     one line per table."""
     if isinstance(tables, pd.DataFrame):
@@ -288,15 +291,15 @@ def reward_spread_figure(tables: Mapping[str, pd.DataFrame] | pd.DataFrame) -> g
         common = dict(mode="lines+markers", name=name, legendgroup=name, line=dict(color=color, width=2.5))
         fig.add_trace(go.Scatter(x=table["scale"], y=table["mean_reward"], showlegend=True,
                                  error_y=dict(type="data", array=table["std_of_mean_reward"], visible=True),
-                                 hovertemplate="scale %{x}<br>mean reward %{y:.3f}<extra>" + name + "</extra>",
+                                 hovertemplate="ω = %{x}<br>mean reward %{y:.3f}<extra>" + name + "</extra>",
                                  **common), row=1, col=1)
         fig.add_trace(go.Scatter(x=table["scale"], y=table["std_of_mean_reward"], showlegend=False,
-                                 hovertemplate="scale %{x}<br>std over seeds %{y:.4f}<extra>" + name + "</extra>",
+                                 hovertemplate="ω = %{x}<br>std over seeds %{y:.4f}<extra>" + name + "</extra>",
                                  **common), row=1, col=2)
         fig.add_trace(go.Scatter(x=table["scale"], y=table["best_blob"], showlegend=False,
-                                 hovertemplate="scale %{x}<br>best blob %{y:.1%}<extra>" + name + "</extra>",
+                                 hovertemplate="ω = %{x}<br>best blob %{y:.1%}<extra>" + name + "</extra>",
                                  **common), row=1, col=3)
-    fig.update_xaxes(title_text="guidance scale")
+    fig.update_xaxes(title_text="guidance scale ω")
     fig.update_yaxes(rangemode="tozero", row=1, col=2)
     fig.update_yaxes(range=[0, 1.05], tickformat=".0%", row=1, col=3)
     fig.update_layout(template=TEMPLATE, height=400, margin=dict(t=60, l=50, r=20, b=50),
@@ -336,7 +339,7 @@ def energy_explorer(
     explorer.grids_at = grids_at
     explorer.message.value = info_html(
         "Large i: a<sup>i</sup> is mostly noise, so f is a smooth, gentle slope towards the good corner. Small i: "
-        "f has the shape of the reward itself (Eq. 23 with ℰ<sub>0</sub> = βQ). The white lines are the guidance ∇f."
+        "f has the shape of the reward itself (Eq. 23 with ℰ<sub>0</sub> = κQ). The white lines are the guidance ∇f."
     )
     return explorer
 
@@ -385,9 +388,10 @@ def guidance_scale_explorer(
     scale: float = 1.0,
     max_scale: float = 6.0,
 ) -> Explorer:
-    """A dropdown over ``energies`` and a scale slider driving ``guidance_scale_figure``: ``n`` guided actions
-    against ``n`` unguided ones from the same seed, their Q under ``critic`` and their blobs. Samples are
-    drawn when a (energy, scale) pair is first shown and cached (``explorer.samples_for(name, scale)``)."""
+    """A dropdown over ``energies`` and a slider over the guidance scale ω (``scale``) driving
+    ``guidance_scale_figure``: ``n`` guided actions against ``n`` unguided ones from the same seed, their Q under
+    ``critic`` and their blobs. Samples are drawn when a (energy, ω) pair is first shown and cached
+    (``explorer.samples_for(name, scale)``)."""
     states = torch.as_tensor(bandit.observations(context, n), device=policy.device)
     cache: dict[tuple[str | None, float], np.ndarray] = {}
 
@@ -415,8 +419,9 @@ def guidance_scale_explorer(
     explorer = make_explorer({"energy": dropdown, "scale": slider}, build, watch=("energy", "scale"))
     explorer.samples_for = samples_for
     explorer.message.value = info_html(
-        "Scale 0 is the behaviour policy; scale 1 targets π* ∝ exp(βQ) μ (Eq. 21); larger scales sharpen it "
-        "further (roughly a larger β). Watch the share on the best blob and the Q histogram move right."
+        "Guidance scale ω = 0 (the slider \"scale\") is the behaviour policy; ω = 1 targets π* ∝ exp(κQ) μ "
+        "(Eq. 21), κ the energy's inverse temperature; larger ω sharpen it further (roughly a larger κ). Watch the "
+        "share on the best blob and the Q histogram move right."
     )
     return explorer
 
@@ -432,9 +437,9 @@ def score_decomposition_explorer(
     resolution: int = 11,
     context: int = 0,
 ) -> Explorer:
-    """Notebook 05: a slider over the step i (1 … N), ▶ (from N down to 1) and a scale slider driving
-    ``score_decomposition_figure`` for one ``state``: watch the energy's push take over from the behaviour's
-    score as i → 1, and grow with the scale (scale 0: the right panel is the left one)."""
+    """Notebook 05: a slider over the step i (1 … N), ▶ (from N down to 1) and a slider over the guidance
+    scale ω (``scale``) driving ``score_decomposition_figure`` for one ``state``: watch the energy's push take
+    over from the behaviour's score as i → 1, and grow with ω (ω = 0: the right panel is the left one)."""
     slider = step_slider(step, 1, policy.n_steps)
     scale_slider = widgets.FloatSlider(value=scale, min=0.0, max=max_scale, step=0.25, description="scale",
                                        continuous_update=False, layout=widgets.Layout(width="320px"))
