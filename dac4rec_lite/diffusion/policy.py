@@ -135,8 +135,8 @@ class DiffusionPolicy(nn.Module):
 
         i ~ U{1..N} per row unless ``step`` fixes it (an int or a LongTensor (B,)). Differentiable w.r.t. θ,
         so -Q(s, â^0) can train the policy without backpropagating through the N-step chain (Eq. 15–16).
-        Returned unclipped (the exact Eq. 14); ``DAC4Rec`` clips it to the action box before its Q loss
-        (``clip_approximation``), as the sampler clips every â^0."""
+        Returned unclipped (the exact Eq. 14); the agents' diffusion actor clips it to the action box before
+        its Q loss (``DiffusionActor.boxed``, ``clip_approximation``), as the sampler clips every â^0."""
         return self.denoise_dataset_action(state, action, generator, step)[2]
 
     def _eps_fn(self, state: torch.Tensor):
