@@ -262,6 +262,51 @@ def test_elbo_weights_mistakes():
     fails("elbo_weights", lambda s: _elbo(s, norm="sum"), "normalised_to_sum", "not to sum 1")
 
 
+def _kit_schedule_with_the_tables(schedule):
+    """A dl.VPSchedule carrying exactly the exercise's tables: its elbo_weights() gives the reference's numbers."""
+    kit = dl.VPSchedule(schedule.n_steps)
+    for name in ("betas", "alphas", "alphas_cumprod", "alphas_cumprod_prev"):
+        setattr(kit, name, getattr(schedule, name).clone())
+    return kit
+
+
+def test_elbo_weights_calling_the_kit_is_refused():
+    """An answer that calls the core's VPSchedule.elbo_weights is refused, whatever its numbers: even the one
+    that rebuilds a schedule from the given tables and so returns exactly the reference's weights."""
+    from dac4rec_lite.exercises.checks_diffusion import ELBO_WEIGHTS, elbo_reference
+
+    case = ELBO_WEIGHTS.cases[2]()  # N = 30, β_min = 0.2, β_max = 5: not the default schedule
+    right = _kit_schedule_with_the_tables(case.args[0]).elbo_weights()
+    torch.testing.assert_close(right, elbo_reference(dl.VPSchedule(*case.extra["schedule"])), rtol=1e-6, atol=1e-7)
+    fails("elbo_weights", lambda s: _kit_schedule_with_the_tables(s).elbo_weights(), "calls_kit",
+          "Your answer calls dl.VPSchedule.elbo_weights", "the kit's own implementation", "Write the formula yourself")
+    fails("elbo_weights", lambda s: dl.VPSchedule(s.n_steps).elbo_weights(), "calls_kit",
+          "dl.VPSchedule.elbo_weights", "the kit's own implementation")
+    weights_of = dl.VPSchedule.elbo_weights  # an alias is the same code
+    fails("elbo_weights", lambda s: weights_of(dl.VPSchedule(s.n_steps)), "calls_kit", "dl.VPSchedule.elbo_weights")
+    # The tables passed to the exercise have no such method: calling it is named as the kit call it is.
+    fails("elbo_weights", lambda s: s.elbo_weights(), "calls_kit", "Your answer calls schedule.elbo_weights()",
+          "the kit's own implementation", "Write the formula yourself")
+
+
+def test_elbo_reference_is_the_core_in_float64():
+    """The reference is VPSchedule.elbo_weights evaluated in float64 on the float32 tables: within float32
+    rounding of the core's own float32 result, mean 1, and the schedule passed in is left in float32."""
+    from dac4rec_lite.exercises.checks_diffusion import elbo_reference
+
+    for args in ((10, 0.1, 10.0), (5, 0.1, 10.0), (30, 0.2, 5.0), (200, 0.1, 20.0)):
+        schedule = dl.VPSchedule(*args)
+        ref = elbo_reference(schedule)
+        assert ref.dtype == torch.float32 and schedule.betas.dtype == torch.float32
+        tables = [t.double() for t in (schedule.betas, schedule.alphas, schedule.alphas_cumprod_prev)]
+        betas, alphas, ab_prev = tables
+        by_hand = betas / (2 * alphas * (1 - ab_prev))  # i = 1 is inf here and replaced next
+        by_hand[0] = 1 / (2 * alphas[0])
+        torch.testing.assert_close(ref, (by_hand / by_hand.mean()).float(), rtol=0, atol=0)
+        torch.testing.assert_close(ref, schedule.elbo_weights(), rtol=1e-5, atol=1e-6)
+        assert abs(float(ref.double().mean()) - 1) < 1e-6
+
+
 def test_elbo_reference_is_what_the_agent_uses():
     """The checker's reference and DAC4Rec(policy_improvement="elbo")'s per-step weights are the same numbers."""
     from dac4rec_lite.exercises.checks_diffusion import elbo_reference

@@ -1,12 +1,13 @@
 """Exercises 1–5 (notebook ex01_diffusion): the VP schedule, forward noising, the reverse step, the
 behaviour-cloning loss and the ELBO weights of Eq. 18.
 
-Every reference calls the core (``VPSchedule``, ``DiffusionPolicy``; the ELBO weights are checked against what
-``DAC4Rec(policy_improvement="elbo")`` uses in tests/test_exercise_mistakes_diffusion.py); the mistakes are written the way a
-student writes them, so that a match is a diagnosis.
+Every reference calls the core (``VPSchedule``, ``DiffusionPolicy``; the ELBO weights are
+``VPSchedule.elbo_weights``, which ``DAC4Rec(policy_improvement="elbo")`` uses: tests/test_exercise_mistakes_diffusion.py
+checks the two agree); the mistakes are written the way a student writes them, so that a match is a diagnosis.
 """
 from __future__ import annotations
 
+import copy
 from typing import Callable
 
 import torch
@@ -305,11 +306,11 @@ def _elbo_case(n_steps: int, beta_min: float, beta_max: float, info: str) -> Cal
 
 
 def elbo_reference(schedule: VPSchedule) -> torch.Tensor:
-    """Eq. 18's weights β_i / (2 α_i (1 − ᾱ_{i−1})), with 1/(2 α_1) at i = 1, normalised to mean 1 (as DAC4Rec's
-    ``elbo`` policy improvement weighs its steps; tests/test_exercise_mistakes_diffusion.py checks the two agree)."""
-    weights = schedule.betas.double() / (2 * schedule.alphas.double() * (1 - schedule.alphas_cumprod_prev.double()).clamp(min=1e-300))
-    weights[0] = 1 / (2 * schedule.alphas[0].double())
-    return (weights / weights.mean()).float()
+    """Eq. 18's weights β_i / (2 α_i (1 − ᾱ_{i−1})), with 1/(2 α_1) at i = 1, normalised to mean 1: the core's
+    ``VPSchedule.elbo_weights`` (what DAC4Rec's ``elbo`` policy improvement weighs its steps with), evaluated on a
+    float64 copy of ``schedule``'s float32 tables and returned in float32, so that the reference carries no
+    float32 rounding of its own beyond the final cast (``schedule`` itself is not changed)."""
+    return copy.deepcopy(schedule).double().elbo_weights().float()
 
 
 def _elbo(schedule, *, first="decoder", prev=True, lead="alphas", norm="mean"):
@@ -326,6 +327,16 @@ def _elbo(schedule, *, first="decoder", prev=True, lead="alphas", norm="mean"):
 
 def _elbo_variant(**kwargs) -> Callable:
     return lambda schedule: _elbo(schedule, **kwargs)
+
+
+def _elbo_error(err: BaseException, case: Case) -> tuple[str, str] | None:
+    """``schedule.elbo_weights()`` on the tables the exercise passes: the kit's own implementation, refused."""
+    if isinstance(err, AttributeError) and "elbo_weights" in str(err):
+        return "calls_kit", (
+            "your answer calls schedule.elbo_weights(), the kit's own implementation of this exercise (dl.VPSchedule."
+            "elbo_weights); the schedule given here holds only its tables (betas, alphas, alphas_cumprod, "
+            "alphas_cumprod_prev). Write the formula yourself from those tables: the point is to see every term.")
+    return None
 
 
 def _elbo_nonfinite(out: torch.Tensor, case: Case) -> tuple[str, str] | None:
@@ -366,6 +377,8 @@ ELBO_WEIGHTS = Exercise(
                 "λ with them, shrink as N grows.", _elbo_variant(norm="sum")),
     ],
     nonfinite_hint=_elbo_nonfinite,
+    error_hint=_elbo_error,
     field_words={"value": "weights"},
-    forbidden=lambda: [("dl.DAC4Rec (its constructor computes these weights)", DAC4Rec.__init__)],
+    forbidden=lambda: [("dl.VPSchedule.elbo_weights", VPSchedule.elbo_weights),
+                       ("dl.DAC4Rec (its constructor computes these weights)", DAC4Rec.__init__)],
 )
