@@ -4,7 +4,8 @@ Starts JupyterLab on 127.0.0.1 (a free port, a random token, DAC4REC_PRESET=tiny
 every kernel inherits it) on a copy of ``notebooks/`` (so nothing is saved into the repository), opens each
 notebook in Debian's chromium driven by playwright, runs all cells, and checks what a student would see: no error
 output, no widget that failed to render, ipywidgets sliders and plotly figures present where the notebook has
-them, and, for a few notebooks, that moving a slider changes its figure. Screenshots go to ``build/browser/``.
+them, and, for a few notebooks, that moving a slider changes its figure; in notebook 02, that the score-field panel
+draws its arrows and redraws them when its step slider moves. Screenshots go to ``build/browser/``.
 
 Playwright's own browser download does not work on the course machines; the test launches Debian's
 ``/usr/bin/chromium`` (``.ci/run`` installs it with apt when missing) and skips, saying why, only when there is
@@ -95,7 +96,7 @@ def lab(tmp_path_factory):
         stdout=log, stderr=subprocess.STDOUT, env=env, cwd=work)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 60
+        deadline = time.time() + 180  # a busy 2-core machine needs more than a minute
         while True:
             try:
                 with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2):
@@ -250,6 +251,48 @@ def _move_a_slider(page, name: str) -> None:
     raise AssertionError("moving the slider did not change the figure within 30 s")
 
 
+# Notebook 02's score-field panel (the box with its "one arrow scale" checkbox): the arrow trace drawn as SVG
+# paths (one per arrow, coordinates in (start, tip, gap) triples), and the step in the title.
+_SCORE_FIELD_STATE = """el => {
+    const gd = el.querySelector('.js-plotly-plot');
+    if (!gd || !gd.data || !gd.data.length) return {traces: 0, arrows: 0, paths: 0, d: '', title: ''};
+    const first = gd.querySelector('.scatterlayer .trace');
+    const paths = first ? [...first.querySelectorAll('path.js-line')] : [];
+    const x = gd.data[0].x || [];
+    return {traces: gd.data.length, name: gd.data[0].name || '', arrows: Math.floor(x.length / 3),
+            paths: paths.length, d: paths.map(p => p.getAttribute('d')).join(''),
+            title: (gd.querySelector('.gtitle') || {}).textContent || ''};
+}"""
+
+
+def _check_score_field_explorer(page, name: str) -> None:
+    """Notebook 02: the score-field panel draws its arrows (an empty plot once slipped through: see
+    dac4rec_lite/viz/widgets.py), and moving its step slider redraws them for the new step."""
+    box = page.locator(f"{NB} .widget-vbox:has(.js-plotly-plot)").filter(
+        has=page.locator(".widget-checkbox", has_text="one arrow scale"))
+    assert box.count() == 1, f"expected one score-field panel, found {box.count()}"
+    box = box.first
+    box.scroll_into_view_if_needed()
+    handle = box.locator(".widget-slider .noUi-handle").first
+    step = round(float(handle.get_attribute("aria-valuenow")))
+    drawn = f"""el => {{ const s = ({_SCORE_FIELD_STATE})(el);
+        return s.arrows > 0 && s.paths >= 0.9 * s.arrows && s.title.includes('step i = ' + STEP + ' of') ? s : null; }}"""
+    page.wait_for_function(f"el => ({drawn.replace('STEP', str(step))})(el)", arg=box.element_handle(), timeout=30_000)
+    before = box.evaluate(_SCORE_FIELD_STATE)
+    assert before["name"].startswith("score arrows") and before["traces"] >= 2, before
+    box.screenshot(path=str(ARTIFACTS / f"{name}.score-field-before.png"))
+    handle.focus()
+    for _ in range(3):
+        page.keyboard.press("ArrowLeft")  # towards i = 1 (the slider starts at i = N)
+    page.wait_for_function("h => Number(h.getAttribute('aria-valuenow')) === " + str(step - 3),
+                           arg=handle.element_handle(), timeout=15_000)
+    page.wait_for_function(f"([el, d]) => {{ const s = ({drawn.replace('STEP', str(step - 3))})(el); return s && s.d !== d; }}",
+                           arg=[box.element_handle(), before["d"]], timeout=30_000)
+    after = box.evaluate(_SCORE_FIELD_STATE)
+    assert after["arrows"] == before["arrows"] and after["traces"] == before["traces"], (before, after)
+    box.screenshot(path=str(ARTIFACTS / f"{name}.score-field-after.png"))
+
+
 def _open_and_run(page, base: str, token: str, notebook: str, name: str) -> list[str]:
     """Open ``notebook`` in a fresh workspace, wait for its kernel, run all cells, screenshot, check for errors.
     Returns the dialogs and toasts that had to be handled."""
@@ -293,6 +336,8 @@ def test_notebook_in_a_real_browser(notebook, lab, browser):
             page.locator(f"{NB} .widget-html:has-text('Hint 1.')").first.wait_for(timeout=15_000)
         if Path(notebook).name in SLIDER_CHECKS:
             _move_a_slider(page, name)
+        if "score_field_explorer(" in source:
+            _check_score_field_explorer(page, name)
         print(f"{notebook}: {time.time() - start:.1f} s in the browser, {counts}")
     finally:
         page.close()

@@ -128,6 +128,52 @@ def test_score_field_explorer_follows_its_slider_with_one_scale(oracle_policy):
                                                                          same_scale=False).data[0])[1], rtol=1e-6)
 
 
+def _shown(explorer):
+    """The figure an explorer has on screen: the plotly JSON output of its ``view`` (decoded typed arrays)."""
+    import plotly.io as pio
+
+    (output,) = explorer.view.outputs
+    assert output["output_type"] == "display_data"
+    return pio.from_json(__import__("json").dumps(output["data"]["application/vnd.plotly.v1+json"]))
+
+
+def test_score_field_explorer_is_drawn_as_plain_plotly_output_and_redrawn_on_every_change(oracle_policy):
+    """The panel's figure is plotly output in an ``Output`` (no FigureWidget, whose traces came after the widget
+    opened and were lost in the browser: an empty plot), carrying every arrow, and replaced when the slider moves."""
+    import plotly.graph_objects as go
+
+    toy = dl.MultimodalBehavior()
+    explorer = viz.score_field_explorer(oracle_policy, toy, n=20, seed=1, resolution=5)
+    assert not any(isinstance(w, go.FigureWidget) for w in explorer.children)
+    shown = _shown(explorer)
+    assert len(shown.data) == len(explorer.figure.data) and shown.data[0].name.startswith("score arrows")
+    np.testing.assert_allclose(arrows(shown.data[0])[1], arrows(explorer.figure.data[0])[1], rtol=1e-6)
+    assert len(arrows(shown.data[0])[0]) == 25
+    explorer.controls["step"].value = 3
+    after = _shown(explorer)
+    assert f"step i = 3 of {N}" in after.layout.title.text
+    np.testing.assert_allclose(arrows(after.data[0])[1], arrows(explorer.figure.data[0])[1], rtol=1e-6)
+    assert not np.allclose(arrows(after.data[0])[1], arrows(shown.data[0])[1])
+
+
+def test_an_explorer_given_a_figure_widget_shows_a_plain_copy():
+    """Older call sites pass a go.FigureWidget: the explorer keeps a go.Figure copy, closes the widget, and
+    copy_into still redraws it; anything else is refused with a clear error."""
+    import ipywidgets as widgets
+    import plotly.graph_objects as go
+
+    from dac4rec_lite.viz.widgets import Explorer, copy_into
+
+    widget = go.FigureWidget(go.Scatter(x=[0, 1], y=[1, 2], name="a"))
+    explorer = Explorer({"n": widgets.IntSlider()}, widget, widgets.HTML())
+    assert type(explorer.figure) is go.Figure and widget.comm is None
+    assert list(_shown(explorer).data[0].y) == [1, 2]
+    copy_into(explorer.figure, go.Figure(go.Scatter(x=[0, 1], y=[3, 5], name="a"), layout=dict(title="new")))
+    assert list(_shown(explorer).data[0].y) == [3, 5] and _shown(explorer).layout.title.text == "new"
+    with pytest.raises(TypeError, match="plotly go.Figure"):
+        Explorer({}, {"data": []}, widgets.HTML())
+
+
 # --- notebook 05: the guided score as a sum -------------------------------------------------------------------------
 
 def linear_energy(state, a_i, i):
