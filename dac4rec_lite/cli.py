@@ -108,7 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     study = commands.add_parser(
         "study", help="run the paper's studies and write CSV + an HTML report",
-        description="Run a study and write <out>/<name>.csv, <out>/<name>_runs.csv and <out>/report.html. Each finished "
+        description="Run a study and write <out>/<name>.csv, <out>/<name>_runs.csv and <out>/report.html (every study "
+                    "saved in <out>, not only this one). Each finished "
                     "run is appended to <name>_runs.csv at once; rerunning the same command resumes (finished runs are "
                     "skipped; delete the run table to start afresh). A run that fails twice is named at the end and "
                     "the command exits 1.")
@@ -120,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="local processes (default) or a Ray cluster (pip install ray)")
     study.add_argument("--address", default=None,
                        help="ray only: 'auto' joins the cluster started with `ray start`; default: a new local instance")
+    study.add_argument("--encoders", choices=("gru", "sasrec"), nargs="+", default=None,
+                       help="rq1 only: the sequence encoders to compare (default: gru sasrec)")
     _common(study)
     return parser
 
@@ -252,11 +255,13 @@ def _check_run_table(name: str, path: str) -> None:
 
 
 def _study(args: argparse.Namespace) -> int:
-    from .experiments.results import format_summary
+    from .experiments.results import format_summary, load_saved
     from .experiments.studies import STUDIES, rq2
     from .viz.studies import write_report  # plotting only where a report is written
 
     names = list(STUDY_NAMES) if args.name == "all" else [args.name]
+    if args.encoders is not None and args.name != "rq1":
+        raise UsageError(f"--encoders is for rq1 only (the studies compared by encoder), not {args.name}; drop it.")
     common = dict(preset=args.preset, seeds=args.seeds, workers=args.workers, progress=not args.no_progress,
                   device=args.device, backend=args.backend, address=args.address,
                   num_gpus=1.0 if args.device.startswith("cuda") and args.backend == "ray" else 0.0)
@@ -271,11 +276,24 @@ def _study(args: argparse.Namespace) -> int:
             results[name] = rq2(args.preset, runs=results["rq1"])
             _write_csv(results[name].attrs["runs"], runs_path)
         else:
-            results[name] = STUDIES[name](**common, table_path=runs_path)
+            extra = {"encoders": tuple(dict.fromkeys(args.encoders))} if name == "rq1" and args.encoders else {}
+            results[name] = STUDIES[name](**common, **extra, table_path=runs_path)
         table = results[name]
         failed += [f"{name}: {run}" for run in table.attrs.get("failed", [])]
         _write_csv(table, os.path.join(args.out, f"{name}.csv"))
         print(f"\n{name.upper()} ({time.time() - start:.0f} s)\n{format_summary(table).to_string(index=False)}")
+    # the report covers every study saved in --out, not only this command's: one command per study still
+    # leaves one report of them all
+    for name in STUDY_NAMES:
+        if name not in results:
+            try:
+                saved = load_saved(name, args.preset, folder=args.out)
+            except (ValueError, OSError, pd.errors.ParserError) as err:
+                print(f"report: left out {name} ({err})", file=sys.stderr)
+                continue
+            if saved is not None:
+                results[name] = saved
+    results = {name: results[name] for name in STUDY_NAMES if name in results}
     report = write_report(results, os.path.join(args.out, "report.html"),
                           notes=f"preset {args.preset}; simulator dac4rec_lite/RecSim-v0; behaviour logs of "
                                 "dac4rec_lite.experiments.methods.BEHAVIOUR_LOGS.")

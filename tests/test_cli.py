@@ -98,6 +98,8 @@ def test_help_states_the_preset_rule():
     (["train", "--method", "PPO"], "invalid choice"),
     (["train", "--device", "nosuchdevice"], "not available"),
     (["study", "rq4", "--address", "auto"], "--address is for the ray backend"),
+    (["study", "rq4", "--encoders", "gru"], "--encoders is for rq1 only"),
+    (["study", "rq1", "--encoders", "lstm"], "invalid choice"),
 ])
 def test_bad_arguments_exit_2_with_one_line(tmp_path, argv, phrase):
     one_line_error(cli(*argv, "--out", str(tmp_path)) if argv[1] != "rq9" else cli(*argv), phrase)
@@ -187,3 +189,16 @@ def test_study_energy_writes_its_tables_and_report(tmp_path):
     loaded = dl.studies.load_saved("energy", "tiny", folder=out)
     assert "runs" in loaded.attrs and len(dl.studies.check_claims("energy", loaded)) == 48
     assert "guidance scale" in open(os.path.join(out, "report.html"), encoding="utf-8").read()
+
+
+def test_encoders_choose_rq1s_encoders_and_the_report_keeps_every_saved_study(tmp_path):
+    """``--encoders gru`` runs RQ1 with the GRU encoder only; a later command for another study writes a report
+    that still shows RQ1 (every study saved in --out), so one command per study leaves one report of them all."""
+    out = str(tmp_path)
+    assert main(["study", "rq1", "--preset", "tiny", "--encoders", "gru", "--out", out, "--no-progress"]) == 0
+    runs = pd.read_csv(os.path.join(out, "rq1_runs.csv"))
+    assert set(runs["encoder"]) == {"gru"} and len(runs) == len(dl.studies.RQ1_METHODS)
+    assert main(["study", "rq4", "--preset", "tiny", "--out", out, "--no-progress"]) == 0
+    with open(os.path.join(out, "report.html"), encoding="utf-8") as handle:
+        report = handle.read()
+    assert "<h2>RQ1" in report and "<h2>RQ4" in report and "<h2>RQ3" not in report
