@@ -365,7 +365,7 @@ def collect_mixture(env: gym.Env, n_episodes: int, seed: int = 0,
 def trace_episode(env: gym.Env, policy: Any, seed: int = 0, max_pages: int | None = None) -> pd.DataFrame:
     """Follow one RecSim-v0 user page by page under ``policy`` and record what the agent cannot see: one row
     per page with ``page``, ``clicks``, ``ctr``, ``fatigue``, ``satisfaction``, ``leave_probability``,
-    ``interest_vs_preference`` (cos(s, p): how far the short-term interest has drifted from the long-term
+    ``interest_vs_preference`` (cos(h, p): how far the short-term interest has drifted from the long-term
     taste), ``action_vs_preference`` (cos(action, p)), the page's ``items`` and ``left``/``truncated``.
     The same ``seed`` gives the same user for every policy, so policies can be compared on one person."""
     simulator = getattr(env.unwrapped, "simulator", None)

@@ -38,7 +38,7 @@ def test_cep_loss_mistakes():
         f = energy(state.repeat_interleave(k, dim=0), a_i, steps).reshape(b, k)
         return -(torch.softmax(f, dim=1) * torch.log_softmax(beta * q, dim=1)).sum(dim=1).mean()
 
-    fails("cep_loss", no_beta, "no_beta", "inverse temperature β is missing")
+    fails("cep_loss", no_beta, "no_beta", "The inverse temperature κ (the argument `beta`) is missing")
     fails("cep_loss", swapped, "roles_swapped", "roles are swapped")
     fails("cep_loss", lambda *a: -_cep(*a), "loss_sign", "sign is flipped")
 

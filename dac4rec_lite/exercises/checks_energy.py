@@ -99,10 +99,9 @@ CEP_LOSS = Exercise(
         Mistake("softmax_wrong_axis", WRONG_AXIS, _cep_variant(model_dim=0)),
         Mistake("softmax_flat", "You normalised over all B·K supports at once. Each state has its own K supports and its "
                 "own distribution over them: reshape to (B, K) and normalise each row (dim=1).", _cep_variant(flat=True)),
-        # The test (tests/test_exercise_mistakes_energy.py) matches "inverse temperature β is missing" verbatim; the
-        # κ wording waits for that test's phrase to change with it (docs/notation.md: κ, argument `beta`).
-        Mistake("no_beta", "The inverse temperature β is missing: the target weights are softmax_k(β Q_k) (β sets how "
-                "sharply the energy prefers high-Q supports; docs/errata.md, Conventions).", _cep_variant(use_beta=False)),
+        Mistake("no_beta", "The inverse temperature κ (the argument `beta`) is missing: the target weights are "
+                "softmax_k(κ Q_k) (κ sets how sharply the energy prefers high-Q supports; docs/notation.md, "
+                "docs/errata.md, Conventions).", _cep_variant(use_beta=False)),
         Mistake("roles_swapped", "The roles are swapped: the target distribution (no gradient) is softmax(κ Q), and the "
                 "model's log-probabilities are log_softmax(f_ψ).", _cep_variant(swapped=True)),
         Mistake("clean_supports", "f_ψ must be evaluated on the *noised* supports a_i^k = √ᾱ_i a⁰_k + √(1 − ᾱ_i) ε_k "
