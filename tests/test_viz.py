@@ -88,6 +88,41 @@ def test_schedule_explorer_follows_its_sliders():
     assert f"{terminal_alpha_bar(0.1, 4.0):.5f}" in explorer.message.value
 
 
+def _values(v):
+    """A trace's coordinates as plotly's JSON output carries them: a list, or a typed array {dtype, bdata}."""
+    import base64
+
+    if isinstance(v, dict):
+        return np.frombuffer(base64.b64decode(v["bdata"]), dtype=v["dtype"]).reshape(v.get("shape", -1))
+    return np.asarray(v)
+
+
+def _shown(explorer):
+    """The figure an explorer has on screen: the plotly JSON output of its ``view``."""
+    import json
+
+    import plotly.io as pio
+
+    (output,) = explorer.view.outputs
+    return pio.from_json(json.dumps(output["data"]["application/vnd.plotly.v1+json"]))
+
+
+def test_schedule_explorer_draws_plain_plotly_output_not_a_figure_widget(monkeypatch):
+    """Issue 17: a FigureWidget can render empty in the browser, so the panel builds a go.Figure and draws it
+    into an Output; the drawing follows the sliders."""
+    import plotly.graph_objects as go
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the schedule panel built a go.FigureWidget")
+
+    monkeypatch.setattr(go, "FigureWidget", refuse)
+    explorer = viz.schedule_explorer()
+    assert type(explorer.figure) is go.Figure
+    np.testing.assert_allclose(_values(trace(_shown(explorer), "ᾱ").y), dl.VPSchedule(50).alphas_cumprod.numpy(), rtol=1e-6)
+    explorer.controls["n_steps"].value = 12
+    np.testing.assert_allclose(_values(trace(_shown(explorer), "ᾱ").y), dl.VPSchedule(12).alphas_cumprod.numpy(), rtol=1e-6)
+
+
 def test_invalid_schedule_shows_the_error_instead_of_raising():
     explorer = viz.schedule_explorer()
     before = np.asarray(trace(explorer.figure, "ᾱ").y)

@@ -24,7 +24,7 @@ def test_trace_follows_the_same_user_and_matches_the_simulator(env):
     assert a["left"].iloc[-1] or a["truncated"].iloc[-1]
     assert not a["left"].iloc[:-1].any()
     assert (a["ctr"] == a["clicks"] / 10).all()
-    # the myopic policy pulls the interest onto what it shows: cos(s, p) moves away from its start
+    # the myopic policy pulls the interest onto what it shows: cos(h, p) moves away from its start
     assert a["interest_vs_preference"].iloc[-1] != pytest.approx(a["interest_vs_preference"].iloc[0])
     with pytest.raises(ValueError, match="RecSim"):
         trace_episode(gym.make("CartPole-v1"), POLICIES["myopic"])
@@ -49,6 +49,39 @@ def test_session_explorer_moves_with_its_sliders(env):
     after = [np.asarray(t.y) for t in explorer.figure.data]
     assert len(before) != len(after) or any(len(x) != len(y) or not np.allclose(x, y) for x, y in zip(before, after))
     assert explorer.controls["page"].max == max(len(t) for t in viz.session_traces(env, POLICIES, 9).values())
+
+
+def _values(v):
+    """A trace's coordinates as plotly's JSON output carries them: a list, or a typed array {dtype, bdata}."""
+    import base64
+
+    if isinstance(v, dict):
+        return np.frombuffer(base64.b64decode(v["bdata"]), dtype=v["dtype"]).reshape(v.get("shape", -1))
+    return np.asarray(v)
+
+
+def test_session_explorer_draws_plain_plotly_output_not_a_figure_widget(env, monkeypatch):
+    """Issue 17: the panel draws a go.Figure into an Output (a FigureWidget can render empty in the browser),
+    and the drawing moves with the page slider."""
+    import json
+
+    import plotly.graph_objects as go
+    import plotly.io as pio
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the session panel built a go.FigureWidget")
+
+    def shown(explorer):
+        (output,) = explorer.view.outputs
+        return pio.from_json(json.dumps(output["data"]["application/vnd.plotly.v1+json"]))
+
+    monkeypatch.setattr(go, "FigureWidget", refuse)
+    explorer = viz.session_explorer(env, POLICIES, seed=0)
+    assert type(explorer.figure) is go.Figure
+    assert shown(explorer).layout.shapes[0].x0 == 1
+    explorer.controls["page"].value = 2
+    assert shown(explorer).layout.shapes[0].x0 == 2
+    np.testing.assert_array_equal(_values(shown(explorer).data[0].y), np.asarray(explorer.figure.data[0].y))
 
 
 def test_metrics_table_and_figures(env):

@@ -253,6 +253,43 @@ def test_q_training_panel_trains_only_when_the_button_is_pressed(trained):
     assert panel.agent is agent
 
 
+def _values(v):
+    """A trace's coordinates as plotly's JSON output carries them: a list, or a typed array {dtype, bdata}."""
+    import base64
+
+    if isinstance(v, dict):
+        return np.frombuffer(base64.b64decode(v["bdata"]), dtype=v["dtype"]).reshape(v.get("shape", -1))
+    return np.asarray(v)
+
+
+def test_q_training_panel_draws_plain_plotly_output_not_a_figure_widget(monkeypatch):
+    """Issue 17: the panel draws a go.Figure into an Output (a FigureWidget can render empty in the browser),
+    and the drawing follows the context dropdown."""
+    import json
+
+    import plotly.graph_objects as go
+    import plotly.io as pio
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the Q-training panel built a go.FigureWidget")
+
+    def shown(panel):
+        (output,) = panel.view.outputs
+        return pio.from_json(json.dumps(output["data"]["application/vnd.plotly.v1+json"]))
+
+    monkeypatch.setattr(go, "FigureWidget", refuse)
+    bandit = dl.CornerBandit(contextual=True)
+    agent = dl.DAC4Rec(4, 2, **SMALL)
+    panel = viz.q_training_panel(bandit, bandit.dataset(100, seed=0), agent, steps=3, batch_size=32, n=30, seed=0)
+    assert type(panel.figure) is go.Figure
+    assert "context 0" in shown(panel).layout.title.text
+    panel.controls["context"].value = 2
+    assert "context 2" in shown(panel).layout.title.text
+    shown_actions = trace(shown(panel), "the policy's actions")
+    np.testing.assert_allclose(np.column_stack([_values(shown_actions.x), _values(shown_actions.y)]),
+                               agent.act(bandit.observations(2, 30), generator=seeded(0)), rtol=1e-6)
+
+
 def test_q_training_panel_reports_divergence_instead_of_raising():
     bandit = dl.CornerBandit()
     dataset = bandit.dataset(200, seed=0)

@@ -325,7 +325,7 @@ def q_training_panel(
     def build(shown: DAC4Rec) -> go.Figure:
         return bandit_policy_figure(shown, bandit, context=context(), n=n, seed=seed)
 
-    explorer = Explorer(controls, go.FigureWidget(build(agent)), widgets.HTML())
+    explorer = Explorer(controls, build(agent), widgets.HTML())
     explorer.output = widgets.Output()
     explorer.children = (*explorer.children, explorer.output)
     explorer.agent, explorer.history = agent, history

@@ -21,8 +21,8 @@ __all__ = ["session_traces", "session_figure", "session_explorer", "metrics_tabl
            "ctr_by_length_figure", "item_map_figure"]
 
 POLICY_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf")
-SESSION_PANELS = (("clicks", "clicks on the page"), ("fatigue", "fatigue f"),
-                  ("leave_probability", "P(leave) after the page"), ("interest_vs_preference", "cos(interest s, preference p)"))
+SESSION_PANELS = (("clicks", "clicks on the page"), ("fatigue", "fatigue b"),
+                  ("leave_probability", "P(leave) after the page"), ("interest_vs_preference", "cos(interest h, preference p)"))
 
 
 def session_traces(env: gym.Env, policies: Mapping[str, Any], seed: int = 0) -> dict[str, pd.DataFrame]:
@@ -83,7 +83,7 @@ def session_explorer(env: gym.Env, policies: Mapping[str, Any], seed: int = 0, m
         return max(len(t) for t in traces["current"].values())
 
     controls["page"].max = longest()
-    explorer = Explorer(controls, go.FigureWidget(session_figure(traces["current"], page=1)), widgets.HTML())
+    explorer = Explorer(controls, session_figure(traces["current"], page=1), widgets.HTML())
     explorer.message.value = _page_readout(traces["current"], 1)
 
     def on_user(_change: dict) -> None:
@@ -137,23 +137,23 @@ def ctr_by_length_figure(results: Mapping[str, Mapping[str, Any]]) -> go.Figure:
 def item_map_figure(env: gym.Env, n_users: int = 200, seed: int = 0) -> go.Figure:
     """The catalogue and a population of users on the plane of the item features' two principal
     components: grey dots are items, blue the users' long-term preferences p, red their starting short-term
-    interests s (a line joins each user's two)."""
+    interests h (a line joins each user's two)."""
     simulator = env.unwrapped.simulator
     items = simulator.item_features
     _, _, components = np.linalg.svd(items - items.mean(axis=0), full_matrices=False)
     plane = components[:2].T
     users = simulator.new_users(n_users, np.random.default_rng(seed))
-    p, s, v = users.preference @ plane, users.interest @ plane, items @ plane
+    p, h, v = users.preference @ plane, users.interest @ plane, items @ plane
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=v[:, 0], y=v[:, 1], mode="markers", name="items", marker=dict(size=4, color="#bbb"),
                              hovertemplate="item %{text}<extra></extra>", text=np.arange(len(items))))
-    links_x = np.c_[p[:, 0], s[:, 0], np.full(n_users, np.nan)].ravel()
-    links_y = np.c_[p[:, 1], s[:, 1], np.full(n_users, np.nan)].ravel()
+    links_x = np.c_[p[:, 0], h[:, 0], np.full(n_users, np.nan)].ravel()
+    links_y = np.c_[p[:, 1], h[:, 1], np.full(n_users, np.nan)].ravel()
     fig.add_trace(go.Scatter(x=links_x, y=links_y, mode="lines", line=dict(color="#ccc", width=1), showlegend=False,
                              hoverinfo="skip"))
     fig.add_trace(go.Scatter(x=p[:, 0], y=p[:, 1], mode="markers", name="long-term preference p",
                              marker=dict(size=6, color=POLICY_COLORS[0])))
-    fig.add_trace(go.Scatter(x=s[:, 0], y=s[:, 1], mode="markers", name="short-term interest s (start)",
+    fig.add_trace(go.Scatter(x=h[:, 0], y=h[:, 1], mode="markers", name="short-term interest h (start)",
                              marker=dict(size=6, color=POLICY_COLORS[1], symbol="diamond")))
     fig.update_layout(height=460, xaxis_title="PC 1 of the item features", yaxis_title="PC 2",
                       margin=dict(l=50, r=20, t=30, b=40), yaxis=dict(scaleanchor="x"))

@@ -187,7 +187,7 @@ def schedule_explorer(n_steps: int = 50, beta_min: float = 0.1, beta_max: float 
         "beta_max": widgets.FloatSlider(value=beta_max, min=0.0, max=30.0, step=0.1, description="β_max", style=style),
     }
     schedule = VPSchedule(n_steps, beta_min, beta_max)
-    explorer = Explorer(controls, go.FigureWidget(schedule_figure(schedule)), widgets.HTML())
+    explorer = Explorer(controls, schedule_figure(schedule), widgets.HTML())
 
     def readout(s: VPSchedule) -> str:
         return info_html(
