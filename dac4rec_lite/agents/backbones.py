@@ -14,9 +14,9 @@ action. Next actions for the TD target come from the reverse chain.
   and L_q together) and every target network update every ``policy_delay`` critic steps.
 * SAC + diffusion: twin critics; a′ from the current μ_θ (SAC keeps no target actor); L_q on min(Q₁, Q₂).
   SAC's entropy term drops out: the policy that L_q scores is the approximated policy μ̂_θ = N(â⁰, I) of
-  Eq. 19, whose entropy ½ d log(2πe) does not depend on θ. So the actor loss E[α log μ̂ − Q] is −Q plus a
-  constant, the soft TD target's −α log μ̂(a′|s′) is a constant offset of every Q (it changes no action's
-  rank), and the temperature α has nothing to adapt to: no α is learned. We score μ̂'s mean â⁰, its
+  Eq. 19, whose entropy ½ d log(2πe) does not depend on θ. So the actor loss E[α_SAC log μ̂ − Q] is −Q plus a
+  constant, the soft TD target's −α_SAC log μ̂(a′|s′) is a constant offset of every Q (it changes no action's
+  rank), and the temperature α_SAC has nothing to adapt to: no α_SAC is learned. We score μ̂'s mean â⁰, its
   reparameterised draw with the noise set to zero: the noise's scale (std 1, as wide as the action box) is
   fixed, not learned, and would only query the critic far outside the box. What keeps SAC+Diffusion
   stochastic is the diffusion policy itself, sampled by the reverse chain.
@@ -140,7 +140,7 @@ class QNetwork(nn.Module):
 
 
 class LearnedTemperature(nn.Module):
-    """SAC's entropy temperature α = exp(log α), learned so the policy's entropy tracks a target."""
+    """SAC's entropy temperature α_SAC = exp(log α_SAC), learned so the policy's entropy tracks a target."""
 
     def __init__(self, initial: float) -> None:
         super().__init__()
@@ -186,7 +186,7 @@ class TD3Config(BackboneConfig):
 class SACConfig(BackboneConfig):
     """SAC (Haarnoja et al. 2018): twin critics, a tanh-Gaussian actor, entropy with a learned temperature."""
 
-    initial_temperature: float = 0.1  # α at the start
+    initial_temperature: float = 0.1  # α_SAC at the start
     temperature_lr: float = 3e-4
     target_entropy: float | None = None  # None: −action_dim (Haarnoja et al.'s heuristic)
 
@@ -244,7 +244,7 @@ class _ActorCritic(ActorCriticAgent):
         raise NotImplementedError
 
     def next_actions(self, next_state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | float]:
-        """a′ for the TD target and the bonus added to Q′(s′, a′) (SAC's −α log π; 0 otherwise)."""
+        """a′ for the TD target and the bonus added to Q′(s′, a′) (SAC's −α_SAC log π; 0 otherwise)."""
         raise NotImplementedError
 
     # ----- checkpoints -----------------------------------------------------------------------------------
@@ -403,12 +403,12 @@ class TD3(_ActorCritic):
 
 class SAC(_ActorCritic):
     """Offline SAC (Haarnoja et al. 2018): twin critics with the soft target
-    y = r + γ (min(Q′₁, Q′₂)(s′, a′) − α log π(a′|s′)), a′ ~ π(·|s′); actor loss E[α log π(a|s) − min Q(s, a)]
-    by the reparameterisation trick; α learned so that the policy's entropy tracks ``target_entropy``
-    (loss −log α · (log π + H̄)). SAC keeps no target actor. Evaluated (act) with its mean action.
+    y = r + γ (min(Q′₁, Q′₂)(s′, a′) − α_SAC log π(a′|s′)), a′ ~ π(·|s′); actor loss E[α_SAC log π(a|s) − min Q(s, a)]
+    by the reparameterisation trick; α_SAC learned so that the policy's entropy tracks ``target_entropy``
+    (loss −log α_SAC · (log π + H̄)). SAC keeps no target actor. Evaluated (act) with its mean action.
 
     ``SAC(obs_dim, action_dim, diffusion=False, energy=False, ...)``; every field of ``SACConfig`` is a
-    keyword argument. With ``diffusion=True`` there is no entropy term and no α (module docstring)."""
+    keyword argument. With ``diffusion=True`` there is no entropy term and no α_SAC (module docstring)."""
 
     Config = SACConfig
     has_target_policy = False
@@ -417,7 +417,7 @@ class SAC(_ActorCritic):
         return TanhGaussianActor(state_dim, action_dim, self.config.hidden_dim, self.config.max_action)
 
     def _build_temperature(self) -> LearnedTemperature | None:
-        # The approximated policy N(â⁰, I) of a diffusion actor has a constant entropy: no α to learn.
+        # The approximated policy N(â⁰, I) of a diffusion actor has a constant entropy: no α_SAC to learn.
         return None if self.config.diffusion else LearnedTemperature(self.config.initial_temperature)
 
     def _optimizers(self) -> list[torch.optim.Optimizer]:
@@ -433,13 +433,13 @@ class SAC(_ActorCritic):
         return self.critic.q_min(state, action)
 
     def next_actions(self, next_state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | float]:
-        if self.config.diffusion:  # −α log μ̂ is a constant: no bonus (module docstring)
+        if self.config.diffusion:  # −α_SAC log μ̂ is a constant: no bonus (module docstring)
             return self.sample_next_actions(self.policy, next_state), 0.0
         action, log_prob = self.policy.rsample_with_log_prob(next_state, self.generator)
         return action, -self.entropy_temperature.alpha * log_prob
 
     def plain_actor_loss(self, state: torch.Tensor, critic_state: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
-        """E[α log π(a|s) − min Q(s, a)], a = the reparameterised draw; then one step of α."""
+        """E[α_SAC log π(a|s) − min Q(s, a)], a = the reparameterised draw; then one step of α_SAC."""
         action, log_prob = self.policy.rsample_with_log_prob(state, self.generator)
         alpha = self.entropy_temperature.alpha.detach()
         with frozen(self.critic):

@@ -223,8 +223,8 @@ def beside_figure(ours: pd.DataFrame, paper: pd.DataFrame | None, metric: str, x
 def comparison_explorer(ours: pd.DataFrame, paper: pd.DataFrame | None,
                         metrics: tuple[str, ...] = ("R_cumu", "R_avg", "Length", "CTR"), x: str = "method",
                         color: str | None = None):
-    """A metric dropdown and a "scale each panel to its best = 1" checkbox driving ``beside_figure`` in a
-    ``go.FigureWidget``. Returns an ``Explorer`` (``.figure``, ``.controls``, ``.message``)."""
+    """A metric dropdown and a "scale each panel to its best = 1" checkbox driving ``beside_figure``, redrawn
+    into the panel's output (``viz.widgets.make_explorer``). Returns an ``Explorer`` (``.figure``, ``.controls``, ``.message``)."""
     controls = {"metric": widgets.Dropdown(options=list(metrics), value=metrics[0], description="metric"),
                 "scale": widgets.Checkbox(value=False, description="scale each panel to its best = 1", indent=False)}
 
