@@ -10,7 +10,7 @@ loaded on first use of one of their names, ``dl.evaluate`` or ``dl.viz`` say (PE
 """
 from __future__ import annotations
 
-import importlib
+from ._lazy import lazy_attributes
 
 __version__ = "0.1.0"
 
@@ -60,15 +60,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    if name in _LAZY_NAMES:
-        value = getattr(importlib.import_module(_LAZY_NAMES[name], __name__), name)
-        globals()[name] = value          # later lookups skip this hook
-        return value
-    if name in _LAZY_MODULES:
-        return importlib.import_module(f".{name}", __name__)   # the import also binds it here
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__) | set(_LAZY_MODULES))
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY_NAMES, _LAZY_MODULES, globals())

@@ -18,6 +18,14 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.fixture
+def no_preset_one_thread(monkeypatch, one_thread):
+    """The caller's DAC4REC_PRESET removed (each function's own preset applies) and one torch thread; a test
+    module opts in with ``pytestmark = pytest.mark.usefixtures("no_preset_one_thread")``."""
+    monkeypatch.delenv("DAC4REC_PRESET", raising=False)
+    yield
+
+
 @pytest.fixture(scope="session")
 def simulator():
     """The quick preset's mixture dataset and the bar: random + 20 % of (noisy expert − random)."""

@@ -32,13 +32,7 @@ def one_line_error(done: subprocess.CompletedProcess, phrase: str) -> None:
     assert len([line for line in lines if "error:" in line]) == 1, done.stderr
 
 
-@pytest.fixture(autouse=True)
-def no_preset_variable(monkeypatch):
-    monkeypatch.delenv("DAC4REC_PRESET", raising=False)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("no_preset_one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -15,13 +15,7 @@ from dac4rec_lite.experiments.methods import EnergyRun, execute_run, scale_colum
 from dac4rec_lite.experiments.paired import mean_interval
 
 
-@pytest.fixture(autouse=True)
-def one_thread(monkeypatch):
-    monkeypatch.delenv("DAC4REC_PRESET", raising=False)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("no_preset_one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

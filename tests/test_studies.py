@@ -16,13 +16,7 @@ from dac4rec_lite.viz.studies import write_report
 METRIC_COLUMNS = [f"{m}_{s}" for m in ("R_cumu", "R_avg", "Length", "CTR") for s in ("mean", "std")]
 
 
-@pytest.fixture(autouse=True)
-def tiny_and_one_thread(monkeypatch):
-    monkeypatch.delenv("DAC4REC_PRESET", raising=False)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("no_preset_one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

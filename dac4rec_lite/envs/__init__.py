@@ -8,7 +8,7 @@ use of a name (PEP 562), so ``import dac4rec_lite`` does not load the simulators
 """
 from __future__ import annotations
 
-import importlib
+from .._lazy import lazy_attributes
 
 from gymnasium.envs.registration import register, registry
 
@@ -36,15 +36,4 @@ __all__ = ["ObsLayout", "RecSimConfig", "RecSimEnv", "RecSimulator", "UserBatch"
            "LoggedEnv", "LoggedSimulator", "VirtualTaobao", "register_logged_env", "RECSIM_ID", "LOGGED_ID"]
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
-        globals()[name] = value          # later lookups skip this hook
-        return value
-    if name in _SUBMODULES:
-        return importlib.import_module(f".{name}", __name__)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__) | set(_SUBMODULES))
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, _SUBMODULES, globals())
