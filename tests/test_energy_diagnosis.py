@@ -197,6 +197,13 @@ def test_load_or_diagnose_reads_what_save_wrote(tmp_path, monkeypatch):
     pd.testing.assert_frame_equal(loaded, summary)
     pd.testing.assert_frame_equal(loaded.attrs["runs"], summary.attrs["runs"])
     assert loaded.attrs["source"] == str(tmp_path / "results" / "tiny" / "energy_diagnosis.csv")
+    assert loaded.attrs["preset"] == "tiny"
+    # nothing saved at full (neither here nor in the repository): the tiny diagnosis is loaded, and says so
+    fallen = ed.load_or_diagnose("full", fallback="tiny")
+    pd.testing.assert_frame_equal(fallen, summary)
+    assert fallen.attrs["preset"] == "tiny" and "nothing saved at full: the tiny preset's diagnosis" in fallen.attrs["source"]
+    with pytest.raises(ValueError, match="fallback must be a preset"):
+        ed.load_or_diagnose("full", fallback="huge")
 
 
 def test_diagnosis_interval_reads_one_cell():

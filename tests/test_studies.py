@@ -133,6 +133,27 @@ def test_load_or_run_prefers_saved_results_unless_told_to_rerun(tmp_path, rq4_ti
     assert own["method"].unique().tolist() == ["BC"]
 
 
+def test_load_or_run_falls_back_to_another_presets_saved_table(tmp_path, monkeypatch, rq4_tiny, rq1_tiny):
+    folder = tmp_path / "results" / "tiny"
+    folder.mkdir(parents=True)
+    rq4_tiny.to_csv(folder / "rq4.csv", index=False)
+    rq4_tiny.attrs["runs"].to_csv(folder / "rq4_runs.csv", index=False)
+    rq1_tiny.to_csv(folder / "rq1.csv", index=False)
+    rq1_tiny.attrs["runs"].to_csv(folder / "rq1_runs.csv", index=False)
+    monkeypatch.chdir(tmp_path)
+    # nothing saved at full: the tiny table is loaded instead of a run at full, and says where it came from
+    fallen = studies.load_or_run("rq4", "full", fallback="tiny")
+    np.testing.assert_allclose(fallen["R_cumu_mean"], rq4_tiny["R_cumu_mean"])
+    assert fallen.attrs["preset"] == "tiny" and "nothing saved at full: the tiny preset's table" in fallen.attrs["source"]
+    assert studies.load_or_run("rq4", "tiny", fallback="full").attrs["preset"] == "tiny"   # saved at the preset wins
+    # rq2 from rq1's runs costs no training: computed from them, labelled with their preset, never the fallback's
+    rq1 = studies.load_or_run("rq1", "full", fallback="tiny")
+    rq2 = studies.load_or_run("rq2", "full", fallback="tiny", runs=rq1)
+    assert rq2.attrs["preset"] == "tiny" and rq2.attrs["source"].startswith("rq1's runs")
+    with pytest.raises(ValueError, match="fallback must be a preset"):
+        studies.load_or_run("rq4", "full", fallback="huge")
+
+
 def test_paper_tables_hold_the_transcribed_numbers():
     rq1 = studies.paper_table("rq1").set_index(["encoder", "method"])
     assert rq1.loc[("gru", "DAC4Rec"), "R_cumu_mean"] == 81.5261 and rq1.loc[("sasrec", "TD3"), "R_avg_mean"] == 6.0442

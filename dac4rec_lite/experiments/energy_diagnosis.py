@@ -431,20 +431,26 @@ def save_diagnosis(summary: pd.DataFrame, folder: str | os.PathLike = "results/q
 
 
 def load_or_diagnose(preset: str = "quick", rerun: bool = False, seeds: Sequence[int] | None = None,
-                     progress: bool = True) -> pd.DataFrame:
+                     progress: bool = True, fallback: str | None = None) -> pd.DataFrame:
     """The saved diagnosis (``results/<preset>/energy_diagnosis.csv`` with its ``_runs.csv``, found as
     ``results.load_saved`` finds a study's) or, when there is none or ``rerun``, a fresh ``diagnose_guidance``
-    at ``preset`` over ``seeds`` (default: the preset's study seeds). ``attrs["source"]`` says which."""
+    at ``preset`` over ``seeds`` (default: the preset's study seeds). ``fallback`` (a preset): when nothing is
+    saved at ``preset``, the diagnosis saved at ``fallback`` is loaded instead of run (as ``results.load_or_run``
+    does). ``attrs["source"]`` says which; ``attrs["preset"]`` is the preset whose sizes made the numbers."""
     preset = resolve_preset(preset)
+    if fallback is not None and fallback not in STUDY_SETTINGS:
+        raise ValueError(f"fallback must be a preset ({', '.join(STUDY_SETTINGS)}) or None; got {fallback!r}.")
     if not rerun:
-        for base in results_folders(preset):
-            path, runs_path = (os.path.join(base, f"energy_diagnosis{tail}.csv") for tail in ("", "_runs"))
-            if os.path.isfile(path) and os.path.isfile(runs_path):
-                summary = pd.read_csv(path)
-                summary.attrs = {"runs": pd.read_csv(runs_path), "source": path}
-                return summary
+        for where in dict.fromkeys((preset, fallback or preset)):
+            for base in results_folders(where):
+                path, runs_path = (os.path.join(base, f"energy_diagnosis{tail}.csv") for tail in ("", "_runs"))
+                if os.path.isfile(path) and os.path.isfile(runs_path):
+                    summary = pd.read_csv(path)
+                    note = "" if where == preset else f" (nothing saved at {preset}: the {where} preset's diagnosis)"
+                    summary.attrs = {"runs": pd.read_csv(runs_path), "source": path + note, "preset": where}
+                    return summary
     summary = diagnose_guidance(preset, seeds or STUDY_SETTINGS[preset]["seeds"], progress=progress)
-    summary.attrs["source"] = f"ran at preset {preset}"
+    summary.attrs.update(source=f"ran at preset {preset}", preset=preset)
     return summary
 
 

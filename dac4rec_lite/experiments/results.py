@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..presets import resolve_preset
-from .methods import METRICS
+from .methods import METRICS, STUDY_SETTINGS
 from .studies import STUDIES
 
 __all__ = ["load_saved", "load_or_run", "format_table", "format_summary", "results_folders"]
@@ -60,6 +60,7 @@ def load_saved(name: str, preset: str, folder: str | os.PathLike[str] | None = N
             raise ValueError(f"{path} is not a saved {name} table (no column {', '.join(missing)}); "
                              f"re-run `python -m dac4rec_lite study {name} --preset {preset} --out {base}`.")
         table.attrs["source"] = path
+        table.attrs["preset"] = preset
         runs_path = os.path.join(base, f"{name}_runs.csv")
         if os.path.isfile(runs_path):
             table.attrs["runs"] = pd.read_csv(runs_path)
@@ -68,26 +69,41 @@ def load_saved(name: str, preset: str, folder: str | os.PathLike[str] | None = N
 
 
 def load_or_run(name: str, preset: str = "quick", rerun: bool = False, folder: str | os.PathLike[str] | None = None,
-                **kwargs: Any) -> pd.DataFrame:
+                fallback: str | None = None, **kwargs: Any) -> pd.DataFrame:
     """The saved table of study ``name`` (``load_saved``) or, when there is none or ``rerun`` is true, a fresh
     run of it at ``preset`` (``kwargs`` go to the study function). ``attrs["source"]`` says which: the file
-    read, or ``"ran at preset <preset>"``. For ``rq2``, ``runs=`` (an ``rq1`` result) is reused when it
-    carries its run rows (a fresh ``rq1`` does, and one loaded with its ``rq1_runs.csv``); otherwise ``rq2``
-    trains its own runs."""
+    read, or ``"ran at preset <preset>"``; ``attrs["preset"]`` is the preset whose sizes made the numbers.
+    For ``rq2``, ``runs=`` (an ``rq1`` result) is reused when it carries its run rows (a fresh ``rq1`` does,
+    and one loaded with its ``rq1_runs.csv``); otherwise ``rq2`` trains its own runs.
+
+    ``fallback`` (a preset, e.g. ``"quick"``): when nothing is saved at ``preset``, load the study saved at
+    ``fallback`` instead of running it — ``results/standard`` holds only RQ1 (GRU), RQ4, RQ5 and the energy
+    study, and running RQ3 at ``standard`` takes hours. The fallback's table says so in ``attrs["source"]``
+    and carries ``attrs["preset"] == fallback``; with nothing saved there either, the study runs at ``preset``."""
     preset = resolve_preset(preset)
+    if fallback is not None and fallback not in STUDY_SETTINGS:
+        raise ValueError(f"fallback must be a preset ({', '.join(STUDY_SETTINGS)}) or None; got {fallback!r}.")
     if not rerun:
         saved = load_saved(name, preset, folder)
         if saved is not None:
             return saved
+        if fallback is not None and fallback != preset and not (name == "rq2" and _has_buckets(kwargs.get("runs"))):
+            saved = load_saved(name, fallback)
+            if saved is not None:
+                saved.attrs["source"] += f" (nothing saved at {preset}: the {fallback} preset's table)"
+                return saved
     if name == "rq2" and kwargs.get("runs") is not None and not _has_buckets(kwargs["runs"]):
         kwargs = {k: v for k, v in kwargs.items() if k != "runs"}
     table = STUDIES[name](preset, **kwargs)
-    table.attrs["source"] = f"ran at preset {preset}"
+    table.attrs.update(source=f"ran at preset {preset}", preset=preset)
+    if name == "rq2" and kwargs.get("runs") is not None:   # no training: Table 3's buckets of rq1's evaluations
+        rq1 = kwargs["runs"]
+        table.attrs.update(source=f"rq1's runs ({rq1.attrs.get('source', 'given')})", preset=rq1.attrs.get("preset", preset))
     return table
 
 
-def _has_buckets(table: pd.DataFrame) -> bool:
-    runs = table.attrs.get("runs")
+def _has_buckets(table: pd.DataFrame | None) -> bool:
+    runs = table.attrs.get("runs") if table is not None else None
     return runs is not None and "CTR_11_20" in runs.columns
 
 
