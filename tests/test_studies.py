@@ -150,6 +150,7 @@ def test_load_or_run_falls_back_to_another_presets_saved_table(tmp_path, monkeyp
     rq1 = studies.load_or_run("rq1", "full", fallback="tiny")
     rq2 = studies.load_or_run("rq2", "full", fallback="tiny", runs=rq1)
     assert rq2.attrs["preset"] == "tiny" and rq2.attrs["source"].startswith("rq1's runs")
+    assert studies.claims_summary({"rq4": fallen, "rq2": rq2})["preset"].tolist() == ["tiny", "tiny"]
     with pytest.raises(ValueError, match="fallback must be a preset"):
         studies.load_or_run("rq4", "full", fallback="huge")
 

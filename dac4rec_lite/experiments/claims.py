@@ -365,9 +365,12 @@ def compare_claims(name: str, table: pd.DataFrame, level: float = 0.95) -> pd.Da
 def claims_summary(results: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     """How many of the paper's claims each study's results settle (``compare_claims``): per study the claims
     checked and how many reproduce, are contradicted, are not resolved at this budget, hold or fail on means
-    alone (no runs), or cannot be answered at this preset (n/a)."""
+    alone (no runs), or cannot be answered at this preset (n/a). ``preset`` is the preset whose sizes made each
+    study's numbers (``attrs["preset"]``, set by ``load_or_run``; empty when unknown): one notebook can hold
+    studies of two presets when a ``fallback`` stood in for a missing one."""
     rows = []
     for name, table in results.items():
         here = compare_claims(name, table)["here"]
-        rows.append({"study": name, "claims": len(here), **{v: int((here == v).sum()) for v in VERDICTS}})
+        rows.append({"study": name, "preset": table.attrs.get("preset", ""), "claims": len(here),
+                     **{v: int((here == v).sum()) for v in VERDICTS}})
     return pd.DataFrame(rows)
