@@ -158,7 +158,11 @@ def _fit_slope(x: torch.Tensor, q: torch.Tensor, a0: torch.Tensor, alpha_bar: fl
                                                        q[g:g + 256], alpha_bar, beta)
                             for g in range(0, x.shape[0], 256)])
         design = torch.cat([torch.ones_like(x)[..., None], features], dim=-1).reshape(-1, 4)
-        coef = torch.linalg.lstsq(design, target.reshape(-1, 1)).solution[:, 0]
+        # Normal equations built with elementwise products and sums rather than LAPACK's lstsq, whose threaded
+        # MKL path can differ by an ulp between two identical calls; the 4×4 solve is single-threaded.
+        gram = (design[:, :, None] * design[:, None, :]).sum(dim=0)
+        moment = (design * target.reshape(-1, 1)).sum(dim=0)
+        coef = torch.linalg.solve(gram, moment)
         return float(coef[1] + 3 * coef[3])
     logits = beta * q
     weights = torch.softmax(logits, dim=1) if loss == "cep" else torch.exp(logits - logits.max())
@@ -169,7 +173,7 @@ def _fit_slope(x: torch.Tensor, q: torch.Tensor, a0: torch.Tensor, alpha_bar: fl
 
     def closure():
         optimiser.zero_grad()
-        value = -(weights * torch.log_softmax(features @ coef, dim=1)).sum(dim=1).mean()
+        value = -(weights * torch.log_softmax((features * coef).sum(dim=-1), dim=1)).sum(dim=1).mean()
         value.backward()
         return value
 

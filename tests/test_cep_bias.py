@@ -65,9 +65,11 @@ def test_gaussian_case_unnormalised_is_unbiased_and_softmax_cep_is_not():
 
 def test_same_seed_same_table():
     schedule = dl.VPSchedule(10)
+    # Bit for bit, repeated: LAPACK's threaded lstsq once made the mse row differ by an ulp between two calls.
     a = gaussian_energy_bias(schedule, steps=[5], n_supports=(2,), n_groups=200, seed=3)
-    b = gaussian_energy_bias(schedule, steps=[5], n_supports=(2,), n_groups=200, seed=3)
-    assert a.equals(b)
+    for _ in range(20):
+        b = gaussian_energy_bias(schedule, steps=[5], n_supports=(2,), n_groups=200, seed=3)
+        assert a.equals(b), (a, b)
 
 
 @pytest.mark.parametrize("kwargs, match", [
