@@ -153,6 +153,11 @@ def test_load_or_run_falls_back_to_another_presets_saved_table(tmp_path, monkeyp
     assert studies.claims_summary({"rq4": fallen, "rq2": rq2})["preset"].tolist() == ["tiny", "tiny"]
     with pytest.raises(ValueError, match="fallback must be a preset"):
         studies.load_or_run("rq4", "full", fallback="huge")
+    # notebook 07 run with DAC4REC_PRESET=full: the environment picks the preset, never the fallback
+    monkeypatch.setenv("DAC4REC_PRESET", "full")
+    monkeypatch.setitem(studies.STUDIES, "rq4", lambda *a, **k: pytest.fail("ran rq4 instead of loading tiny's"))
+    from_env = studies.load_or_run("rq4", "quick", fallback="tiny")
+    assert from_env.attrs["preset"] == "tiny" and "nothing saved at full" in from_env.attrs["source"]
 
 
 def test_paper_tables_hold_the_transcribed_numbers():

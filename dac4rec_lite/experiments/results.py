@@ -49,7 +49,11 @@ def load_saved(name: str, preset: str, folder: str | os.PathLike[str] | None = N
     if name not in STUDIES:
         raise ValueError(f"unknown study {name!r}; choose one of {', '.join(STUDIES)}.")
     preset = resolve_preset(preset) if folder is None else preset
-    folders = [os.fspath(folder)] if folder is not None else results_folders(preset)
+    return _load_saved_in(name, preset, [os.fspath(folder)] if folder is not None else results_folders(preset))
+
+
+def _load_saved_in(name: str, preset: str, folders: list[str]) -> pd.DataFrame | None:
+    """``load_saved`` for a preset taken as given (``DAC4REC_PRESET`` does not apply), in ``folders``."""
     for base in folders:
         path = os.path.join(base, f"{name}.csv")
         if not os.path.isfile(path):
@@ -88,7 +92,7 @@ def load_or_run(name: str, preset: str = "quick", rerun: bool = False, folder: s
         if saved is not None:
             return saved
         if fallback is not None and fallback != preset and not (name == "rq2" and _has_buckets(kwargs.get("runs"))):
-            saved = load_saved(name, fallback)
+            saved = _load_saved_in(name, fallback, results_folders(fallback))  # fallback as given: not the env's preset
             if saved is not None:
                 saved.attrs["source"] += f" (nothing saved at {preset}: the {fallback} preset's table)"
                 return saved
