@@ -34,7 +34,7 @@ import pandas as pd
 import torch
 
 from dac4rec_lite.evaluation import collect_mixture, episode_metrics, rollout
-from dac4rec_lite.experiments.energy_diagnosis import _spearman_rows, critic_q
+from dac4rec_lite.experiments.energy_diagnosis import act_at_scale, critic_q, spearman_rows
 from dac4rec_lite.experiments.methods import STUDY_SETTINGS, batch_size_for, build_agent
 from dac4rec_lite.experiments.paired import mean_interval
 from dac4rec_lite.experiments.runner import execute
@@ -64,8 +64,8 @@ def score_candidates(q: np.ndarray, ctr: np.ndarray, n_policy: int) -> dict[str,
         raise ValueError(f"q and ctr must be (S, K) of one shape with 2 <= n_policy <= K; got {q.shape}, "
                          f"{ctr.shape}, n_policy={n_policy}.")
     q_t, ctr_t = torch.from_numpy(q), torch.from_numpy(ctr)
-    return {"rank_corr": _spearman_rows(q_t, ctr_t).numpy(),
-            "rank_corr_policy": _spearman_rows(q_t[:, :n_policy], ctr_t[:, :n_policy]).numpy(),
+    return {"rank_corr": spearman_rows(q_t, ctr_t).numpy(),
+            "rank_corr_policy": spearman_rows(q_t[:, :n_policy], ctr_t[:, :n_policy]).numpy(),
             "top1_ctr_gain": ctr[np.arange(len(q)), q.argmax(axis=1)] - ctr.mean(axis=1)}
 
 
@@ -81,13 +81,8 @@ class _Scorer:
 
     def __call__(self, obs: np.ndarray, users, rng: np.random.Generator) -> np.ndarray:
         n, run, sim = len(obs), self.run, self.simulator
-        saved = self.agent.config.energy_scale
-        self.agent.config.energy_scale = 0.0  # the policy itself: what L_q trains and f_ψ's supports are drawn from
-        try:
-            drawn = [np.asarray(self.agent.act(obs, generator=self.generator), dtype=np.float64)
-                     for _ in range(run.policy_samples)]
-        finally:
-            self.agent.config.energy_scale = saved
+        # ω = 0, the policy itself: what L_q trains and f_ψ's supports are drawn from
+        drawn = [act_at_scale(self.agent, obs, 0.0, self.generator) for _ in range(run.policy_samples)]
         d = drawn[0].shape[1]
         drawn += [self.rng.uniform(-1.0, 1.0, size=(n, d)) for _ in range(run.random_samples)]
         candidates = np.stack(drawn, axis=1)  # (n, K, d)

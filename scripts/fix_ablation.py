@@ -9,8 +9,9 @@ a run by replacing one function:
 * ``raw-kappa`` (fix 2): f_ψ's targets use κ·Q in reward units (``standardize=False``) with κ = 0.3, the value
   the studies had to use before κ was made unit-free.
 
-``control`` undoes nothing, to check that a run here reproduces the reference row. Fix 3 (awr's clip) does not touch the default ``direct`` action approximation, and fix 4 is a setting
-(``policy_encoder``, measured in docs/backbones.md), so neither needs this script.
+``control`` undoes nothing, to check that a run here reproduces the reference row. Fix 3 (awr's clip) does
+not touch the default ``direct`` action approximation, and fix 4 is a setting (``policy_encoder``, measured
+in docs/backbones.md), so neither needs this script.
 
     python scripts/fix_ablation.py control no-target-encoder raw-kappa --seeds 0 1 2 3 4 --out runs/fix_ablation
 

@@ -1,11 +1,27 @@
 """Analytic reference models shared by the tests (kept out of the package: they are test oracles)."""
 from __future__ import annotations
 
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
 import numpy as np
 import torch
 from torch import nn
 
 import dac4rec_lite as dl
+
+def load_script(name: str) -> ModuleType:
+    """``scripts/<name>.py`` as a module (scripts/ is not a package), registered in ``sys.modules`` so that
+    its dataclasses can find it."""
+    path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
 
 # The simulator tests (conftest.simulator): logged sessions, evaluation sessions and seed.
 SIM_EPISODES, EVAL_EPISODES, EVAL_SEED = 600, 300, 1

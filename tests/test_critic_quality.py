@@ -1,16 +1,9 @@
 """scripts/critic_quality.py: the within-state scores of a critic against the simulator's expected click rate."""
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
+from helpers import load_script
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "critic_quality.py"
-spec = importlib.util.spec_from_file_location("critic_quality", SCRIPT)
-critic_quality = importlib.util.module_from_spec(spec)
-sys.modules["critic_quality"] = critic_quality  # its dataclass looks its module up there
-spec.loader.exec_module(critic_quality)
+critic_quality = load_script("critic_quality")
 
 
 def test_scores_are_one_for_a_critic_that_ranks_as_users_click_and_minus_one_reversed():

@@ -67,7 +67,7 @@ def test_return_to_go_is_the_discounted_sum_within_each_episode():
 def test_spearman_rows_is_one_for_the_same_order_and_minus_one_for_the_reverse():
     x = torch.tensor([[0.1, 0.5, 0.3, 0.9], [3.0, 2.0, 1.0, 0.0]])
     y = torch.tensor([[1.0, 5.0, 3.0, 9.0], [0.0, 1.0, 2.0, 3.0]])
-    np.testing.assert_allclose(ed._spearman_rows(x, y).numpy(), [1.0, -1.0])
+    np.testing.assert_allclose(ed.spearman_rows(x, y).numpy(), [1.0, -1.0])
 
 
 # ----- the rollout -------------------------------------------------------------------------------------------

@@ -1,16 +1,11 @@
 """scripts/fix_ablation.py: each ablation undoes exactly its fix while active, and restores the kit after."""
-import importlib.util
-from pathlib import Path
-
 import torch
+from helpers import load_script
 
 import dac4rec_lite as dl
 from dac4rec_lite.agents import diffusion_actor, encoding
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "fix_ablation.py"
-spec = importlib.util.spec_from_file_location("fix_ablation", SCRIPT)
-fix_ablation = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(fix_ablation)
+fix_ablation = load_script("fix_ablation")
 
 
 def batch(n=32, seed=0):

@@ -168,6 +168,17 @@ def support_radius(data_actions: np.ndarray, quantile: float = 0.95, block: int 
     return float(torch.quantile(torch.cat(nearest), quantile))
 
 
+def act_at_scale(agent, obs: np.ndarray, scale: float, generator: torch.Generator) -> np.ndarray:
+    """``agent.act(obs)`` with Eq. 24's guidance scale ω = ``scale`` for this call only (0: the unguided policy),
+    as float64; the agent's own ``energy_scale`` is restored afterwards."""
+    saved = agent.config.energy_scale
+    agent.config.energy_scale = scale
+    try:
+        return np.asarray(agent.act(obs, generator=generator), dtype=np.float64)
+    finally:
+        agent.config.energy_scale = saved
+
+
 class _Recorder:
     """The agent as a scripted policy ``(obs, users, rng) → actions`` that records, per page, what the agent
     played, what it would have played unguided from the same noise, and the user state it played into.
@@ -178,21 +189,13 @@ class _Recorder:
         self.generator = torch.Generator(device=agent.device).manual_seed(seed)
         self.records: list[dict[str, np.ndarray]] = []
 
-    def _act(self, obs: np.ndarray, scale: float, generator: torch.Generator) -> np.ndarray:
-        saved = self.agent.config.energy_scale
-        self.agent.config.energy_scale = scale
-        try:
-            return np.asarray(self.agent.act(obs, generator=generator), dtype=np.float64)
-        finally:
-            self.agent.config.energy_scale = saved
-
     def __call__(self, obs: np.ndarray, users, rng: np.random.Generator) -> np.ndarray:
         noise_state = self.generator.get_state()
-        actions = self._act(obs, self.scale, self.generator)
+        actions = act_at_scale(self.agent, obs, self.scale, self.generator)
         if self.scale > 0:  # the same draw of noise, unguided (scale 0 skips guidance: Eq. 24 off)
             twin = torch.Generator(device=self.agent.device)
             twin.set_state(noise_state)
-            unguided = self._act(obs, 0.0, twin)
+            unguided = act_at_scale(self.agent, obs, 0.0, twin)
         else:
             unguided = actions.copy()
         steps = np.unique(users.pages)
@@ -297,7 +300,7 @@ def measure_scale(env: gym.Env, agent, data_actions: np.ndarray, scale: float, n
     return row, frame
 
 
-def _spearman_rows(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def spearman_rows(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Spearman correlation of each row of x with the same row of y, (S,) (ties broken by order)."""
     rank = lambda v: v.argsort(dim=1).argsort(dim=1).double()  # noqa: E731
     rx, ry = rank(x), rank(y)
@@ -335,7 +338,7 @@ def energy_quality(agent, observations: np.ndarray, seed: int = 0, n_states: int
         with torch.no_grad():
             noisy = schedule.q_sample(flat, steps, noise) if step > 1 else flat
             f = agent.energy_model(rows, noisy, steps).reshape(s, k)
-        row[f"f_rank_corr_{name}"] = float(_spearman_rows(f, q_std).mean())
+        row[f"f_rank_corr_{name}"] = float(spearman_rows(f, q_std).mean())
         if step == 1:
             row["f_top1_agreement"] = float((f.argmax(dim=1) == q_std.argmax(dim=1)).double().mean())
     row["top1_chance"] = 1.0 / k
