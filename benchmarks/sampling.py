@@ -45,7 +45,8 @@ def timed_round_robin(fns: list, repeats: int, device: torch.device = torch.devi
     ever adds time, so the minimum is the least noisy estimate of a function's own cost; interleaving makes a
     slow spell hit every contender alike. On CUDA each call is timed from a synchronised device to its end."""
     for fn in fns:
-        fn()  # warm-up (on CUDA: also the one-off graph capture)
+        fn()  # warm-up (on CUDA: the first chain runs eagerly,
+        fn()  # the second is captured as a graph: the timed calls replay it)
     synchronize(device)
     times: list[list[float]] = [[] for _ in fns]
     for _ in range(repeats):
@@ -70,7 +71,13 @@ def graphed(fn, device: torch.device):
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph):
         fn()
-    return graph.replay
+
+    def replay(kept=fn) -> None:
+        # ``kept`` holds fn's closure, whose buffers the graph writes into. Dropping it freed them, and the next
+        # capture's empty_cache() handed them back to the driver: the replay then wrote to unmapped memory (an
+        # illegal memory access at B = 65,536 on an H200).
+        graph.replay()
+    return replay
 
 
 def floor_fn(policy: dl.DiffusionPolicy, state: torch.Tensor, with_bias: bool = True):
@@ -151,9 +158,11 @@ def measure(args: argparse.Namespace, batch: int, device: torch.device) -> None:
     state = torch.randn(batch, args.state_dim, device=device)
 
     def ours(policy: dl.DiffusionPolicy, graphs: bool = True):
+        generator = torch.Generator(device=device)  # one generator, reseeded: how an agent samples (act_generator)
+
         def run():
             with cuda_graphs(graphs):
-                return policy.sample(state, generator=torch.Generator(device=device).manual_seed(0))
+                return policy.sample(state, generator=generator.manual_seed(0))
         return run
 
     first = next(iter(policies.values()))

@@ -46,7 +46,8 @@ step() {  # step SECONDS TITLE COMMAND...: run with a time limit, show and recor
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || true
   "$PY" -c "import torch; print('torch', torch.__version__, 'CUDA', torch.version.cuda, torch.cuda.get_device_name(0))"
 } 2>&1 | tee -a "$TMP"
-step 150 "CUDA tests" "$PY" -m pytest tests/test_samplers.py tests/test_policy.py tests/test_schedule.py -q \
+step 150 "CUDA tests" "$PY" -m pytest tests/test_samplers.py tests/test_policy.py tests/test_schedule.py \
+  tests/test_agent_faults.py -q \
   -p no:cacheprovider -rs -k cuda
 step 90 "sampling, N = 100, on the GPU" "$PY" benchmarks/sampling.py --device cuda --batch-sizes 1024 65536 \
   --steps 100 --repeats 5 --activations relu --no-reference

@@ -377,7 +377,7 @@ def test_a_cpu_generator_drives_a_cuda_agent(cls, data):
     """Every draw goes through the generator-on-device helper: a seeded CPU generator gives the same actions
     to two identical CUDA agents (and to sampling a CUDA batch) instead of a device-mismatch error."""
     extra = {} if cls is dl.DecisionTransformer else {"hidden_dim": 8}
-    k = 1 if cls is dl.DecisionTransformer else 3
+    k = 1 if cls in (dl.DecisionTransformer, dl.BehaviorCloning) else 3  # no critic to rank candidates by
     actions = []
     for _ in range(2):
         agent = cls(OBS, ACT, device="cuda", seed=2, **extra)

@@ -183,6 +183,41 @@ def test_the_graph_path_is_never_taken_on_cpu_and_the_switch_restores_itself():
     assert sampler_module._GRAPHS_ON is True
 
 
+def test_a_chain_is_captured_on_its_second_use_with_the_same_generator(monkeypatch):
+    """The capture policy, on CPU with a stand-in capture (the graph's replay runs the chain eagerly): a fresh
+    generator per call is never captured, the same generator is captured on its second call and replayed after,
+    and the notes of one-off chains are bounded."""
+    captures = []
+
+    def fake_capture(eps_fn, stepper, generator, state, chain):
+        captures.append(generator)
+        entry = sampler_module._ChainGraph(None, state.clone(), None, generator)
+
+        class Replay:
+            def replay(self):
+                entry.out = chain(stepper.rebind(eps_fn.for_state(entry.state), entry.state), generator, None)
+        entry.graph = Replay()
+        return entry
+
+    monkeypatch.setattr(sampler_module, "_graphable", lambda *args: True)
+    monkeypatch.setattr(sampler_module, "_capture", fake_capture)
+    policy = dl.DiffusionPolicy(3, 2, dl.VPSchedule(10), hidden_dim=16)
+    state = torch.randn(32, 3)
+    with torch.no_grad():
+        for seed in range(20):
+            a = policy.sample(state, generator=torch.Generator().manual_seed(seed))
+        assert captures == [] and sampler_module.cuda_graph_count(policy.eps_model) == 0
+        assert len(sampler_module._SEEN[policy.eps_model]) <= sampler_module._MAX_GRAPHS
+        g = torch.Generator()
+        out = [policy.sample(state, generator=g.manual_seed(5)) for _ in range(3)]
+        assert captures == [g] and sampler_module.cuda_graph_count(policy.eps_model) == 1
+        with sampler_module.cuda_graphs(False):
+            eager = policy.sample(state, generator=g.manual_seed(5))
+    for x in out:
+        assert torch.equal(x, eager)
+    assert not torch.equal(a, eager)
+
+
 def _cuda_policy(n_steps=20, hidden=32, seed=0):
     torch.manual_seed(seed)
     return dl.DiffusionPolicy(5, 3, dl.VPSchedule(n_steps), hidden_dim=hidden).to("cuda")
@@ -221,7 +256,9 @@ def test_cuda_graph_with_the_default_generator_and_weights_changed_in_place():
         with sampler_module.cuda_graphs(graphs), torch.no_grad():
             return policy.sample(state)
 
-    torch.testing.assert_close(draw(True), draw(False), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(draw(True), draw(False), atol=1e-5, rtol=1e-5)  # first use: eager
+    torch.testing.assert_close(draw(True), draw(False), atol=1e-5, rtol=1e-5)  # second: captured and replayed
+    assert sampler_module.cuda_graph_count(policy.eps_model) == 1
     with torch.no_grad():  # an optimiser step writes the weights in place: the graph reads the new ones
         for p in policy.parameters():
             p.add_(0.05 * torch.randn_like(p))
@@ -229,6 +266,38 @@ def test_cuda_graph_with_the_default_generator_and_weights_changed_in_place():
     assert sampler_module.cuda_graph_count(policy.eps_model) == 1
     policy.to("cuda", dtype=torch.float32)  # no-op move: same storage, same graph
     draw(True)
+    assert sampler_module.cuda_graph_count(policy.eps_model) == 1
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason=NO_CUDA)
+def test_cuda_a_fresh_generator_per_call_is_never_captured():
+    """A one-off generator would pay a capture (and hold a graph's memory) for one chain: it stays eager."""
+    policy = _cuda_policy()
+    state = torch.randn(256, 5, device="cuda")
+    with torch.no_grad():
+        for seed in range(12):
+            graphed = policy.sample(state, generator=torch.Generator(device="cuda").manual_seed(seed))
+            with sampler_module.cuda_graphs(False):
+                eager = policy.sample(state, generator=torch.Generator(device="cuda").manual_seed(seed))
+            assert torch.equal(graphed, eager)
+    assert sampler_module.cuda_graph_count(policy.eps_model) == 0
+    torch.cuda.synchronize()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason=NO_CUDA)
+def test_cuda_graph_at_a_large_batch_equals_the_eager_loop():
+    """B = 65,536 (the GPU benchmark's size): captured on the second call, replayed on the third, each equal to
+    the eager loop from the same generator state."""
+    policy = dl.DiffusionPolicy(91, 27, dl.VPSchedule(100), hidden_dim=256).to("cuda")
+    state = torch.randn(65536, 91, device="cuda")
+    g = torch.Generator(device="cuda")
+    with torch.no_grad():
+        for _ in range(3):
+            graphed = policy.sample(state, generator=g.manual_seed(3))
+            with sampler_module.cuda_graphs(False):
+                eager = policy.sample(state, generator=g.manual_seed(3))
+            torch.testing.assert_close(graphed, eager, atol=1e-5, rtol=1e-5)
+    torch.cuda.synchronize()
     assert sampler_module.cuda_graph_count(policy.eps_model) == 1
 
 

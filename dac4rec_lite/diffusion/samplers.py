@@ -25,7 +25,9 @@ Guidance (Eq. 24): ∇ log π_i = ∇ log μ_i + g_i. Since ε_θ ≈ −√(1�
 CUDA graphs. On a GPU an unguided, gradient-free chain is hundreds of tiny kernels (4 matmuls and a few
 element-wise ops per step), so launching them costs more than running them at small batches. There,
 ``run_sampler`` captures the whole chain — the draw of a^N, every step and its noise — once per (network,
-batch shape, sampler, steps) as a CUDA graph and replays it: one launch per chain. The noise comes from the
+batch shape, sampler, steps, generator) as a CUDA graph the second time it is asked for (a chain drawn once,
+e.g. with a fresh generator per call, stays eager: a capture costs more than one eager chain) and replays it:
+one launch per chain. The noise comes from the
 same generator in the same order (the generator is registered with the graph, so a replay advances it exactly
 as the eager loop would), so the samples are the eager path's for the same generator state. Guided sampling,
 trajectories, autograd, CPU tensors, CPU generators (their numbers cannot be drawn inside a graph) and ε
@@ -239,6 +241,8 @@ def run_sampler(
 _GRAPHS_ON = True
 _MAX_GRAPHS = 8  # per ε-network; the least recently used graph (and its memory pool) goes first
 _GRAPHS: "weakref.WeakKeyDictionary[Any, OrderedDict]" = weakref.WeakKeyDictionary()
+_SEEN: "weakref.WeakKeyDictionary[Any, OrderedDict]" = weakref.WeakKeyDictionary()  # chains run once so far
+_NOT_CAPTURABLE = object()
 
 
 @contextmanager
@@ -254,7 +258,7 @@ def cuda_graphs(enabled: bool) -> Iterator[None]:
 
 def cuda_graph_count(eps_model: Any) -> int:
     """How many captured chains ``eps_model`` holds (0 on CPU: graphs are only made on CUDA)."""
-    return sum(entry is not None for entry in _GRAPHS.get(eps_model, {}).values())
+    return sum(isinstance(entry, _ChainGraph) for entry in _GRAPHS.get(eps_model, {}).values())
 
 
 def _graphable(eps_fn: EpsFn, stepper: _Stepper, generator: torch.Generator | None, state: torch.Tensor) -> bool:
@@ -273,20 +277,27 @@ class _ChainGraph:
 
 def _replay(eps_fn: Any, stepper: _Stepper, generator: torch.Generator | None, state: torch.Tensor,
             key: tuple, chain: Callable) -> torch.Tensor:
-    """Run ``chain`` through the cached CUDA graph for ``key`` (capturing it the first time)."""
+    """Run ``chain`` through the cached CUDA graph for ``key``: eagerly the first time it is asked for with this
+    generator (only noted in ``_SEEN``, at most 8 per network), captured the second time, replayed after that."""
     owner = eps_fn.owner
     weights = tuple(t.data_ptr() for t in (*owner.parameters(), *owner.buffers()))  # read where they were at capture
     key = (*key, tuple(state.shape), state.dtype, state.device, eps_fn.n_steps, weights,
            torch.is_inference_mode_enabled(), None if generator is None else id(generator))
     graphs = _GRAPHS.setdefault(owner, OrderedDict())
-    entry = graphs.get(key, False)
-    if entry is False or (entry is not None and entry.generator is not generator):
-        entry = _capture(eps_fn, stepper, generator, state, chain)
-        graphs[key] = entry
+    entry = graphs.get(key)
+    if entry is None:
+        seen = _SEEN.setdefault(owner, OrderedDict())
+        first = seen.pop(key, None)
+        if first is None or first[0] is not generator:
+            seen[key] = (generator,)  # held, so that its id cannot be reused by another generator meanwhile
+            while len(seen) > _MAX_GRAPHS:
+                seen.popitem(last=False)
+            return chain(stepper, generator, None)
+        entry = graphs[key] = _capture(eps_fn, stepper, generator, state, chain)
         while len(graphs) > _MAX_GRAPHS:
             graphs.popitem(last=False)
     graphs.move_to_end(key)
-    if entry is None:  # this chain could not be captured (e.g. an old torch): the eager loop, as before
+    if entry is _NOT_CAPTURABLE:  # e.g. an old torch: the eager loop, as before
         return chain(stepper, generator, None)
     entry.state.copy_(state)
     entry.graph.replay()
@@ -294,7 +305,7 @@ def _replay(eps_fn: Any, stepper: _Stepper, generator: torch.Generator | None, s
 
 
 def _capture(eps_fn: Any, stepper: _Stepper, generator: torch.Generator | None, state: torch.Tensor,
-             chain: Callable) -> _ChainGraph | None:
+             chain: Callable) -> Any:
     """Warm up on a side stream with a scratch generator (cuBLAS and the allocator settle; the caller's
     generator is not touched), then capture the chain on a static copy of ``state``."""
     device = state.device
@@ -304,7 +315,7 @@ def _capture(eps_fn: Any, stepper: _Stepper, generator: torch.Generator | None, 
             warnings.warn("this torch cannot draw a user generator's numbers inside a CUDA graph; sampling with the "
                           "eager loop (pass generator=None to use the default generator in a graph).",
                           RuntimeWarning, stacklevel=4)
-            return None
+            return _NOT_CAPTURABLE
         graph.register_generator_state(generator)
     static_state = state.clone()
     with torch.cuda.device(device):
@@ -321,5 +332,5 @@ def _capture(eps_fn: Any, stepper: _Stepper, generator: torch.Generator | None, 
         except RuntimeError as error:
             warnings.warn(f"could not capture the sampling chain as a CUDA graph ({error}); sampling with the eager "
                           "loop instead (same samples, more kernel launches).", RuntimeWarning, stacklevel=4)
-            return None
+            return _NOT_CAPTURABLE
     return _ChainGraph(graph, static_state, out, generator)
