@@ -6,15 +6,15 @@ that is N ε-network calls per update (at N = 100 most of an update's cost); ``t
 simulator, paired by seed (the same data, the same initial weights), and reports R_cumu of each run and a 95 %
 t-interval on the paired difference dpm − ddpm.
 
-Defaults: the studies' quick settings (400 sessions, 1,000 updates, batch 256, hidden 128, 300 evaluation
-users), GRU encoder, seeds 0–4, but N = 100 (the default agent's N: at the quick study's N = 10 a 15-step
-solver saves nothing), and ``--method "DAC4Rec −E"`` (no energy guidance): the TD sampler acts through the
-critic on the policy, which −E isolates, and f_ψ's training (support actions from the N-step chain for 4,096
-states) would cost more than the 1,000 updates themselves. ``--method DAC4Rec`` includes it. Each finished
-run is appended to ``--table`` (resumable: rerun the same command to continue), through
-``dac4rec_lite.experiments.runner.execute``.
+Defaults: the studies' quick settings (``dac4rec_lite.presets.table["quick"]["study"]``: its sessions,
+updates, batch size, agent sizes, evaluation users and seeds), GRU encoder, but N = 100 (the default agent's N:
+at the quick study's N = 10 a 15-step solver saves nothing), and ``--method "DAC4Rec −E"`` (no energy
+guidance): the TD sampler acts through the critic on the policy, which −E isolates, and f_ψ's training
+(support actions from the N-step chain for 4,096 states) would cost more than the updates themselves.
+``--method DAC4Rec`` includes it. Each finished run is appended to ``--table`` (resumable: rerun the same
+command to continue), through ``dac4rec_lite.experiments.runner.execute``.
 
-    python benchmarks/td_sampler.py [--n-steps 100 --k 15 --updates 1000 --seeds 0 1 2 3 4 --table PATH]
+    python benchmarks/td_sampler.py [--n-steps 100 --k 15 --updates U --seeds 0 1 2 3 4 --table PATH]
 """
 from __future__ import annotations
 
@@ -29,9 +29,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from dac4rec_lite import studies
-from dac4rec_lite.evaluation import collect_mixture, evaluate
+from dac4rec_lite.evaluation import METRICS, collect_mixture, evaluate
+from dac4rec_lite.experiments.methods import STUDY_SETTINGS, build_agent
 from dac4rec_lite.experiments.runner import execute
+
+PRESET = "quick"  # the studies' sizes this benchmark trains at (the one preset table: dac4rec_lite.presets)
+SIZES = STUDY_SETTINGS[PRESET]
 
 # two-sided 95 % Student-t quantiles by degrees of freedom (no scipy in the kit)
 T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
@@ -60,13 +63,13 @@ def train_and_evaluate(run: TDRun) -> dict:
     env = gym.make("dac4rec_lite/RecSim-v0")
     data = collect_mixture(env, run.n_episodes, seed=run.seed, progress=False)
     extra = {"td_sampler": run.sampler, "td_sample_steps": run.k} if run.sampler != "ddpm" else {"td_sampler": "ddpm"}
-    agent = studies.build_agent(run.method, data.obs_dim, data.action_dim, "quick", run.seed, "gru",
-                                env.unwrapped.obs_layout, n_steps=run.n_steps, **extra)
+    agent = build_agent(run.method, data.obs_dim, data.action_dim, PRESET, run.seed, "gru",
+                        env.unwrapped.obs_layout, n_steps=run.n_steps, **extra)
     start = time.perf_counter()
-    agent.fit(data, run.updates, batch_size=256, progress=False)
+    agent.fit(data, run.updates, batch_size=SIZES["batch_size"], progress=False)
     trained = time.perf_counter()
     result = evaluate(env, agent, run.eval_episodes, seed=10_000 + run.seed, progress=False)
-    return {**run.label, **{m: float(result[m]) for m in ("R_cumu", "R_avg", "Length", "CTR")},
+    return {**run.label, **{m: float(result[m]) for m in METRICS},
             "train_seconds": trained - start, "eval_seconds": time.perf_counter() - trained}
 
 
@@ -85,10 +88,11 @@ def main() -> None:
     parser.add_argument("--method", default="DAC4Rec −E", help="a studies method with a diffusion TD target")
     parser.add_argument("--n-steps", type=int, default=100)
     parser.add_argument("--k", type=int, default=15, help="steps of the DPM-Solver TD sampler")
-    parser.add_argument("--updates", type=int, default=1000)
-    parser.add_argument("--episodes", type=int, default=400, help="logged sessions in the mixture dataset")
-    parser.add_argument("--eval-episodes", type=int, default=300)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--updates", type=int, default=SIZES["train_steps"], help="default: %(default)s")
+    parser.add_argument("--episodes", type=int, default=SIZES["n_episodes"],
+                        help="logged sessions in the mixture dataset (default: %(default)s)")
+    parser.add_argument("--eval-episodes", type=int, default=SIZES["eval_episodes"], help="default: %(default)s")
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(SIZES["seeds"]), help="default: %(default)s")
     parser.add_argument("--table", default="results/td_sampler/runs.csv")
     args = parser.parse_args()
 

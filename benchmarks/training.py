@@ -140,7 +140,7 @@ def main() -> None:
         fast_agent.update(sample())
 
     def chain_step():
-        batch = agent._check_batch(sample())
+        batch = agent.check_batch(sample())
         agent.update_critic(batch)
         dl.timing.chain_policy_update(agent, batch, g)  # Q loss backpropagated through all N steps
 

@@ -123,7 +123,7 @@ def q_min_flat(critic: CriticFn, state: torch.Tensor, action: torch.Tensor) -> t
     return q.reshape(state.shape[0])
 
 
-min_q = q_min_flat  # the old name (exercises and experiments import it): the same function, (B,)
+min_q = q_min_flat  # the old name, kept for outside code (the kit calls q_min_flat): the same function, (B,)
 
 
 @torch.no_grad()

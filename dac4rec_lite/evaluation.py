@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import inspect
 import numbers
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import gymnasium as gym
 import numpy as np
@@ -50,10 +50,11 @@ from .envs.policies import SCRIPTED_POLICIES, RandomItemPolicy
 from .envs.recsim import RecSimulator
 
 __all__ = ["collect", "collect_mixture", "evaluate", "evaluate_logged", "random_policy_rollout", "trace_episode",
-           "rollout", "episode_metrics", "summarise_episodes", "first_pages_ctr", "ctr_by_length",
-           "leave_rule_sweep", "LENGTH_BUCKETS"]
+           "session_traces", "rollout", "episode_metrics", "summarise_episodes", "metrics_table", "first_pages_ctr",
+           "ctr_by_length", "leave_rule_sweep", "LENGTH_BUCKETS", "METRICS"]
 
 LENGTH_BUCKETS = ((11, 20), (21, 30), (31, None))  # the paper's Table 3 interaction-length buckets
+METRICS = ("R_cumu", "R_avg", "Length", "CTR")  # what episode_metrics returns, in the paper's column order
 
 ScriptedPolicy = Callable[[np.ndarray, Any, np.random.Generator], np.ndarray]
 
@@ -310,6 +311,12 @@ def evaluate(env: gym.Env, agent: Any, n_episodes: int = 1000, seed: int = 0, pr
     return metrics
 
 
+def metrics_table(results: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """One row per policy with R_cumu, R_avg, Length and CTR, from a dict of :func:`evaluate` results keyed by
+    the policy's name (notebook 06 shows it as ``dl.viz.metrics_table``)."""
+    return pd.DataFrame({name: {k: r[k] for k in METRICS} for name, r in results.items()}).T
+
+
 def evaluate_logged(env: gym.Env, agent: Any, n_episodes: int = 1000, seed: int = 0, batch_size: int = 1000,
                     progress: bool = False) -> dict[str, Any]:
     """:func:`evaluate` on a Logged-v0 environment (a ``TypeError`` for any other): users are drawn with
@@ -349,9 +356,8 @@ def collect_mixture(env: gym.Env, n_episodes: int, seed: int = 0,
                     components: tuple[str, ...] = MIXTURE_COMPONENTS, progress: bool = True) -> OfflineDataset:
     """The default offline dataset: equal shares of episodes from the myopic, noisy-expert and random
     scripted policies — multimodal and sub-optimal, the regime the paper targets. Each session is logged by
-    one policy, as when logs come from several past systems. The presets' sizes are in
-    ``dac4rec_lite.recipes`` (tiny 60, quick 600, full 3000 sessions; ≈ 13 pages each, so quick ≈ 7.6k
-    transitions)."""
+    one policy, as when logs come from several past systems. Each preset's number of sessions is in the one
+    preset table, ``dac4rec_lite.presets``."""
     _check_episodes(n_episodes)
     unknown = [name for name in components if name not in SCRIPTED_POLICIES]
     if unknown or not components:
@@ -398,3 +404,9 @@ def trace_episode(env: gym.Env, policy: Any, seed: int = 0, max_pages: int | Non
         if out["left"][0] or out["truncated"][0]:
             break
     return pd.DataFrame(rows)
+
+
+def session_traces(env: gym.Env, policies: Mapping[str, Any], seed: int = 0) -> dict[str, pd.DataFrame]:
+    """One :func:`trace_episode` per policy (``{name: policy}``), all on the same user (same ``seed``): what
+    notebook 06's session figure and explorer draw (``dl.viz.session_traces``)."""
+    return {name: trace_episode(env, policy, seed) for name, policy in policies.items()}

@@ -34,9 +34,9 @@ PRESETS = ("tiny", "quick", "standard", "full")
 USES = ("recipe", "study")
 ENV_VAR = "DAC4REC_PRESET"
 
-# The recipe's agent: N = 20 and hidden 128 train 2.5× faster than N = 100 / hidden 256 at the same return
-# on the quick mixture; γ = 0.95 because sessions last 10–45 pages; learning rates 1e-3 for a 2,000-update
-# budget (the reasons and measured returns are in ``dac4rec_lite.recipes``).
+# The recipe's agent: N = 20 and hidden 128 train several times faster than N = 100 / hidden 256 at the same
+# return on the quick mixture; γ = 0.95 because sessions last 10–45 pages; learning rates 1e-3 for a
+# 2,000-update budget (the reasons are in ``dac4rec_lite.recipes``, the measurements in docs/backbones.md).
 _RECIPE_AGENT = dict(n_steps=20, hidden_dim=128, actor_lr=1e-3, critic_lr=1e-3, gamma=0.95, q_weight=1.0)
 _STUDY_AGENT = dict(n_steps=10, hidden_dim=128, actor_lr=1e-3, critic_lr=1e-3, gamma=0.95)
 _PAPER_N = (20, 50, 100, 200)  # Fig. 3b's N values

@@ -1,16 +1,18 @@
 """How to train one DAC4Rec well on the built-in simulator: the ``recipe`` rows of ``dac4rec_lite.presets``
 (notebook 06 and ``tests/test_recsim_agent.py`` train with them).
 
-Why these values (measured on the quick mixture dataset, 600 episodes ≈ 8k transitions, seeds 0–1):
+Why these values (chosen on the quick mixture dataset, 600 episodes ≈ 8k transitions):
 
-* state = the raw observation (``encoder=None``) by default; the GRU encoder (trained by the critic alone,
-  see ``encoders.py``) did better at seed 0, so notebook 06 uses it. (With the earlier 8-dim profile an MLP
-  encoder held the BC part back: check the encoder when you change the observation.)
-* N = 20 and hidden 128 train 2.5× faster than N = 100 / hidden 256 and reached the same return;
+* state = the raw observation (``encoder=None``) by default; notebook 06 uses the GRU encoder (trained by the
+  critic alone, see ``encoders.py``), which did well in the recipe's measurement. (An encoder can also hold
+  the BC part back, as an MLP encoder did with an earlier, smaller observation: check the encoder when you
+  change the observation.)
+* N = 20 and hidden 128 instead of N = 100 / hidden 256: several times cheaper to train, at the same return;
 * γ = 0.95: sessions last 10–45 pages, so a 20-page horizon sees the cost of tiring a user;
 * learning rates 1e-3 for the 2000-update budget.
 
-The returns these settings reach are measured by notebook 06 and ``tests/test_recsim_agent.py``.
+The returns these settings reach are measured by notebook 06 and ``tests/test_recsim_agent.py``; the
+comparisons behind the choices are in docs/backbones.md ("Measurements behind the module docstrings").
 """
 from __future__ import annotations
 

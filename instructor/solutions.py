@@ -110,7 +110,8 @@ def algorithm1_update(agent, batch):
 
 
 def cep_loss(energy, state, supports, q, i, noise, schedule, beta):
-    """−mean_s Σ_k softmax_k(β Q_k) log softmax_k f(s, a_i^k, i), the K supports of each state noised to its step i."""
+    """−mean_s Σ_k softmax_k(κ Q_k) log softmax_k f(s, a_i^k, i), the K supports of each state noised to its step i
+    (κ, the inverse temperature, is the argument ``beta``)."""
     b, k, d = supports.shape
     steps = i.repeat_interleave(k)  # (B·K,): support k of state b gets state b's step
     alpha_bar = schedule.alphas_cumprod[steps - 1].unsqueeze(1)

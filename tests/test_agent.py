@@ -89,8 +89,27 @@ def test_td_target_terminals_stop_bootstrapping_and_timeouts_do_not():
     batch = {"observations": torch.randn(4, 3), "actions": torch.zeros(4, 2), "rewards": rewards,
              "next_observations": next_state, "terminals": torch.zeros(4, 1), "timeouts": torch.ones(4, 1)}
     agent.generator.manual_seed(5)
-    metrics = agent.update_critic(agent._check_batch(batch))
+    metrics = agent.update_critic(agent.check_batch(batch))
     assert metrics["target_mean"] == pytest.approx((rewards + 0.9 * bootstrap).mean().item(), rel=1e-5)
+
+
+def test_an_all_terminal_batch_bootstraps_nothing_and_draws_no_next_action():
+    """Every row ends its episode (a bandit): y = r, and neither DAC4Rec nor a backbone draws a′ (the shared
+    ``nothing_bootstraps`` test): the agent's generator does not move."""
+    agents = (dl.DAC4Rec(3, 2, n_steps=5, hidden_dim=16, seed=0), dl.SAC(3, 2, hidden_dim=16, seed=0),
+              dl.TD3(3, 2, n_steps=5, hidden_dim=16, diffusion=True, seed=0))
+    for agent in agents:
+        rewards, before = torch.randn(4, 1), agent.generator.get_state()
+        y = agent.td_target(torch.randn(4, 3), rewards, torch.ones(4, 1))
+        assert torch.equal(y, rewards) and torch.equal(agent.generator.get_state(), before)
+        assert not agent.nothing_bootstraps(torch.tensor([[1.0], [0.0]]))
+
+
+def test_check_batch_is_public_and_keeps_its_old_name():
+    assert dl.OfflineAgent._check_batch is dl.OfflineAgent.check_batch
+    agent = dl.DAC4Rec(3, 2, n_steps=5, hidden_dim=16, seed=0)
+    with pytest.raises(ValueError, match="missing"):
+        agent.check_batch({"observations": torch.zeros(2, 3)})
 
 
 def test_max_q_backup_takes_max_over_next_actions_then_min_over_twins():
@@ -217,9 +236,9 @@ def test_encoder_is_trained_by_the_critic_only():
     before = [p.clone() for p in agent.encoder.parameters()]
     batch = good_batch()
     batch["rewards"] += 1.0
-    agent.update_policy(agent._check_batch(batch))
+    agent.update_policy(agent.check_batch(batch))
     assert all(torch.equal(a, b) for a, b in zip(before, agent.encoder.parameters()))
-    agent.update_critic(agent._check_batch(batch))
+    agent.update_critic(agent.check_batch(batch))
     assert any(not torch.equal(a, b) for a, b in zip(before, agent.encoder.parameters()))
 
 
@@ -269,7 +288,7 @@ def test_bad_agent_config_raises_before_training(kwargs, match):
 
 def test_nan_actions_are_refused_and_the_direct_loss_leaves_critic_gradients_alone():
     agent = dl.DAC4Rec(3, 2, n_steps=5, hidden_dim=16, seed=0)
-    batch = agent._check_batch(good_batch())
+    batch = agent.check_batch(good_batch())
     loss, _ = agent.policy_loss(batch["observations"], batch["actions"])
     loss.backward()
     assert all(p.grad is None for p in agent.critic.parameters())

@@ -84,7 +84,7 @@ def test_checkpoints_keep_the_target_encoder_and_older_files_get_a_copy_of_the_o
 def test_awr_loss_has_a_gradient_where_the_approximation_overshoots_the_box():
     """Eq. 19's ‖a − â⁰‖² must pull an overshooting â⁰ back; the box clip belongs to the direct L_q only."""
     agent = dl.DAC4Rec(3, 2, n_steps=10, hidden_dim=16, policy_improvement="awr", q_weight=1.0, seed=0)
-    batch = agent._check_batch(random_batch(n=256))
+    batch = agent.check_batch(random_batch(n=256))
     state, action = batch["observations"], batch["actions"]
     g_state = agent.generator.get_state()
     error, steps, approx = agent.policy.denoise_dataset_action(state, action, agent.generator)
@@ -111,7 +111,7 @@ def test_awr_loss_has_a_gradient_where_the_approximation_overshoots_the_box():
 def test_separate_policy_encoder_is_trained_by_the_policy_loss_only(make):
     agent = make(policy_encoder="separate")
     assert agent.policy_encoder is not agent.encoder
-    batch = agent._check_batch(random_batch())
+    batch = agent.check_batch(random_batch())
     snapshot = lambda m: [p.detach().clone() for p in m.parameters()]
     changed = lambda before, m: any(not torch.equal(a, b) for a, b in zip(before, m.parameters()))
     critic_enc, policy_enc = snapshot(agent.encoder), snapshot(agent.policy_encoder)

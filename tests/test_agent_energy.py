@@ -2,7 +2,7 @@
 
 Settings as in test_agent_bandit.py (N = 10, 2000 updates of batch 1024, hidden 64, actor_lr 1e-2), single
 threaded. Measured (seed 0): the BC policy alone puts ~23 % of samples on the best blob; guided by a CEP
-energy (β = 1) it puts ~98 % there at scale 2; the spread of the mean reward over seeds falls with scale."""
+energy (κ = 1) it puts ~98 % there at scale 2; the spread of the mean reward over seeds falls with scale."""
 import numpy as np
 import pytest
 import torch
@@ -105,8 +105,8 @@ def test_td_sampler_draws_next_actions_with_the_chosen_solver():
 @pytest.mark.slow  # three agents per method: about a minute each on an idle core
 @pytest.mark.parametrize("method", ["cep", "mse"])
 def test_energy_guided_best_blob_share_does_not_depend_on_the_reward_unit(bandit, method, one_thread):
-    """β is unit-free (Q standardized over the supports): rewards ×0.01, ×1 and ×100 put the same share of
-    energy-guided samples on the best blob (within 5 points), at the default β and guidance scale. The BC
+    """κ is unit-free (Q standardized over the supports): rewards ×0.01, ×1 and ×100 put the same share of
+    energy-guided samples on the best blob (within 5 points), at the default κ and guidance scale. The BC
     policy is the same at every scale (q_weight = 0), so the energy alone decides."""
     base = bandit.dataset(2000, seed=0).to_dict()
     obs = bandit.observations(0, 1000)

@@ -103,7 +103,7 @@ def test_energy_true_trains_exactly_what_energy_false_trains():
 @pytest.mark.parametrize("cls", BACKBONES)
 def test_actor_step_trains_the_actor_only_and_the_encoder_learns_from_the_critic(cls, diffusion):
     agent = cls(3, 2, diffusion=diffusion, encoder="mlp", **TINY)
-    batch = agent._check_batch(random_batch())
+    batch = agent.check_batch(random_batch())
     encoder_before = [p.clone() for p in agent.encoder.parameters()]
     policy_before = [p.clone() for p in agent.policy.parameters()]
     agent.critic.zero_grad(set_to_none=True)

@@ -61,7 +61,7 @@ def test_td3bc_actor_loss_is_normalised_q_plus_behaviour_cloning():
         pi = agent.policy(batch["observations"])
         q = agent.critic(batch["observations"], pi)[0]
         expected = -2.5 / q.abs().mean() * q.mean() + ((pi - batch["actions"]) ** 2).mean()
-    metrics = agent.update_actor(agent._check_batch(batch))
+    metrics = agent.update_actor(agent.check_batch(batch))
     assert metrics["actor_loss"] == pytest.approx(expected.item(), rel=1e-5)
     with pytest.raises(ValueError, match="TD3\\(diffusion=True\\)"):
         dl.TD3BC(3, 2, diffusion=True)

@@ -11,7 +11,7 @@ from dac4rec_lite.cep_bias import discrete_energy, discrete_energy_optimum, gaus
 
 # The example: cell A holds clean actions with Q = 0 or Q = 10 (50/50), cell B only Q = 5.
 CELLS = [(0.5, [(0.0, 0.5), (10.0, 0.5)]), (0.5, [(5.0, 1.0)])]
-GAP = math.log(0.5 + 0.5 * math.exp(10.0)) - 5.0  # ℰ_A − ℰ_B at β = 1, ≈ 4.31
+GAP = math.log(0.5 + 0.5 * math.exp(10.0)) - 5.0  # ℰ_A − ℰ_B at κ = 1, ≈ 4.31
 
 
 def test_discrete_energy_is_the_log_mean_exp_of_each_cell():

@@ -9,13 +9,21 @@ import dac4rec_lite as dl
 @pytest.fixture(scope="module")
 def behaviour():
     toy = dl.MultimodalBehavior()
-    states, actions, _ = toy.sample(4000, seed=0)
+    states, actions, _ = toy.draw(4000, seed=0)
     return toy, states, actions
 
 
 def draw(policy, toy, user, n=2000, seed=0):
     with torch.no_grad():
         return policy.sample(torch.as_tensor(toy.states_for(user, n)), generator=torch.Generator().manual_seed(seed)).numpy()
+
+
+def test_sample_is_the_old_name_of_draw():
+    """``MultimodalBehavior.draw(n, seed)``; ``.sample`` is kept as its alias (the same draws)."""
+    toy = dl.MultimodalBehavior()
+    assert dl.MultimodalBehavior.sample is dl.MultimodalBehavior.draw
+    for new, old in zip(toy.draw(50, seed=3), toy.sample(50, seed=3)):
+        assert (new == old).all()
 
 
 def test_toy_data_is_what_it_says(behaviour):

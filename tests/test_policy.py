@@ -120,8 +120,8 @@ def test_approximate_action_is_differentiable_and_exact_at_small_noise():
 
 
 def test_guidance_hook_shifts_the_chain_to_the_tilted_target():
-    """μ = N(0, I) with its oracle ε, Q(a) = w·a: π* ∝ exp(βQ)μ = N(βw, I), whose noised marginals are
-    N(√ᾱ_i βw, I); the exact guidance ∇E_i = β√ᾱ_i w turns the chain into the oracle chain of N(βw, I)."""
+    """μ = N(0, I) with its oracle ε, Q(a) = w·a: π* ∝ exp(κQ)μ = N(κw, I), whose noised marginals are
+    N(√ᾱ_i κw, I); the exact guidance ∇E_i = κ√ᾱ_i w turns the chain into the oracle chain of N(κw, I)."""
 
     class ExactEnergyGradient:
         scale = 1.0

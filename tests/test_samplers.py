@@ -71,7 +71,7 @@ def test_few_step_samplers_are_deterministic_given_the_seed_and_respect_bounds()
 
 @pytest.mark.parametrize("sampler", ["ddim", "dpm"])
 def test_guidance_works_with_few_step_samplers(sampler):
-    """The exact energy gradient of the tilted Gaussian (see test_energy.py) shifts the mean to βw."""
+    """The exact energy gradient of the tilted Gaussian (see test_energy.py) shifts the mean to κw."""
     policy = oracle_policy(100, mean=0.0, std=1.0)
     w = torch.tensor([0.6, -0.5])
 

@@ -40,7 +40,7 @@ def xy(t):
 @pytest.fixture(scope="module")
 def toy_data():
     toy = dl.MultimodalBehavior()
-    _, actions, users = toy.sample(300, seed=1)
+    _, actions, users = toy.draw(300, seed=1)
     return toy, actions, users
 
 

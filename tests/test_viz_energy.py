@@ -69,7 +69,7 @@ def test_energy_grid_is_the_energy_evaluated_point_by_point():
 
 
 def test_bandit_energy_matches_a_monte_carlo_posterior_average():
-    """ℰ_i(a) = log E[exp(β r(a⁰)) | a_i = a]: estimated from 40k behaviour actions weighted by q(a_i | a⁰)."""
+    """ℰ_i(a) = log E[exp(κ r(a⁰)) | a_i = a]: estimated from 40k behaviour actions weighted by q(a_i | a⁰)."""
     schedule, beta = dl.VPSchedule(20), 1.0
     exact = gs.bandit_energy(BANDIT, schedule, beta)
     logged = BANDIT.dataset(40_000, seed=3).to_dict()
@@ -81,7 +81,7 @@ def test_bandit_energy_matches_a_monte_carlo_posterior_average():
         mc = gs.importance_energy_estimate(points, supports, q, alpha_bar, beta)
         got = exact(torch.ones(4, 1), points, torch.full((4,), i))
         np.testing.assert_allclose(got.numpy(), mc.numpy(), atol=0.05)
-    # near i = 0 the energy is β times the reward of the blob a lies on (ℰ_0 = β Q)
+    # near i = 0 the energy is κ times the reward of the blob a lies on (ℰ_0 = κ Q)
     centres = torch.as_tensor(BANDIT.centres, dtype=torch.float32)
     near_zero = exact(torch.ones(4, 1), centres, torch.ones(4, dtype=torch.long))
     np.testing.assert_allclose(near_zero.numpy(), beta * np.asarray(BANDIT.means), atol=1e-3)
@@ -122,7 +122,7 @@ def test_importance_estimate_is_the_target_train_energy_regresses_on():
 def test_mse_target_is_biased_low_and_the_bias_shrinks_with_more_supports():
     table = gs.mse_target_error(BANDIT, dl.VPSchedule(20), beta=1.0, n_supports=(2, 64), steps=(1, 10), n_trials=150)
     bias = table.set_index(["K", "i"])["bias"]
-    assert abs(bias[(2, 1)]) < 0.02 and abs(bias[(64, 1)]) < 0.02  # at i = 1 the own support dominates: ℰ̂ ≈ β Q
+    assert abs(bias[(2, 1)]) < 0.02 and abs(bias[(64, 1)]) < 0.02  # at i = 1 the own support dominates: ℰ̂ ≈ κ Q
     assert bias[(2, 10)] < -0.3  # Jensen: E[log X] ≤ log E[X]
     assert bias[(2, 10)] < bias[(64, 10)] <= 0.02
     assert set(table.columns) == {"K", "i", "bias", "rmse"}

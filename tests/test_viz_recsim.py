@@ -30,6 +30,12 @@ def test_trace_follows_the_same_user_and_matches_the_simulator(env):
         trace_episode(gym.make("CartPole-v1"), POLICIES["myopic"])
 
 
+def test_the_computations_live_in_evaluation_and_viz_re_exports_them():
+    """``session_traces`` and ``metrics_table`` compute (evaluation.py); ``dl.viz`` keeps their old names."""
+    assert viz.session_traces is dl.evaluation.session_traces
+    assert viz.metrics_table is dl.evaluation.metrics_table
+
+
 def test_session_figure_has_a_line_per_policy_and_panel(env):
     traces = viz.session_traces(env, POLICIES, seed=1)
     fig = viz.session_figure(traces, page=3)

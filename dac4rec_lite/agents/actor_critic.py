@@ -180,7 +180,7 @@ class ActorCriticAgent(OfflineAgent):
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         """One iteration: a critic step (Algorithm 1 lines 3–4), then every ``policy_delay`` steps a policy
         step with its target updates (lines 5–7); stops with ``TrainingDivergedError`` if training diverged."""
-        batch = self._check_batch(batch)  # line 2: (s, a, r, s′) ~ D
+        batch = self.check_batch(batch)  # line 2: (s, a, r, s′) ~ D
         self._reward_scale = max(self._reward_scale, batch["rewards"].abs().max().item())
         metrics = self.update_critic(batch)  # lines 3–4: a′ ~ μ′(·|s′), TD step of the critic(s)
         if self.n_updates % self.policy_delay == 0:
@@ -210,6 +210,14 @@ class ActorCriticAgent(OfflineAgent):
     def td_target(self, next_state: torch.Tensor, rewards: torch.Tensor, terminals: torch.Tensor,
                   next_policy_state: torch.Tensor | None = None) -> torch.Tensor:
         raise NotImplementedError
+
+    @staticmethod
+    def nothing_bootstraps(terminals: torch.Tensor) -> bool:
+        """True when every row of the batch ends its episode (one-step episodes: bandits). Then the TD target
+        is y = r, and a subclass's ``td_target`` returns it at once: drawing a′ (line 3; for a diffusion actor
+        the reverse chain, the most expensive part of an update) would only be multiplied by 0, and not
+        drawing it leaves the agent's generator where it was."""
+        return bool((terminals >= 1).all())
 
     def policy_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         raise NotImplementedError

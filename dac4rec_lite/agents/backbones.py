@@ -269,7 +269,7 @@ class _ActorCritic(ActorCriticAgent):
         """y = r + γ (1 − terminal) (Q′(s′, a′) + bonus), Q′ the target critic (min of the twins for TD3/SAC).
         ``next_state``: s′ as the target critic reads it; ``next_policy_state``: as the policy drawing a′
         reads it (default the same). A timeout is not a terminal: the log was cut, so the target still bootstraps."""
-        if bool((terminals >= 1).all()):  # nothing bootstraps (one-step episodes): skip drawing a′
+        if self.nothing_bootstraps(terminals):  # every row ends its episode: y = r, a′ not drawn (actor_critic.py)
             return rewards.clone()
         next_action, bonus = self.next_actions(next_state if next_policy_state is None else next_policy_state)
         return rewards + self.config.gamma * (1 - terminals) * (self.target_critic.q_min(next_state, next_action) + bonus)

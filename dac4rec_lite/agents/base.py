@@ -269,8 +269,10 @@ class OfflineAgent:
         return rng
 
     # ----- batches ------------------------------------------------------------------------------------
-    def _check_batch(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Check a batch from ``OfflineDataset.sample_batch``: keys, shapes (rewards/terminals (B, 1)), finiteness."""
+    def check_batch(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Check a batch from ``OfflineDataset.sample_batch``: keys, shapes (rewards/terminals (B, 1)), finiteness,
+        0/1 flags; return its tensors as float32 on the agent's device. ``update`` starts with it; call it before
+        an agent's parts (``update_critic``, ``update_policy``, …) when driving them by hand."""
         if not isinstance(batch, dict):
             raise TypeError(f"batch must be a dict of tensors, got {type(batch).__name__}; draw batches with "
                             "OfflineDataset.sample_batch(batch_size).")
@@ -307,6 +309,8 @@ class OfflineAgent:
                     raise ValueError(f"batch[{key!r}] must hold only 0 or 1, found {float(flags.reshape(-1)[row])} at "
                                      f"row {row}; a transition either ends the episode or it does not.")
         return {k: v.to(self.device, torch.float32) for k, v in batch.items() if k in shapes}
+
+    _check_batch = check_batch  # the name it had before it was public
 
     def _guard(self, metrics: dict[str, float], q_bound: float) -> None:
         """Stop training with an explanation when it has diverged (Diffusion-QL's critics can blow up)."""

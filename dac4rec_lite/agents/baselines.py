@@ -65,7 +65,7 @@ class BehaviorCloning(OfflineAgent):
 
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         """One step of the negative log-likelihood (per action dimension) of the batch's actions."""
-        batch = self._check_batch(batch)
+        batch = self.check_batch(batch)
         loss = self.policy.loss(self.encoder(batch["observations"]), batch["actions"])
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -91,12 +91,10 @@ class TD3BCConfig(TD3Config):
     bc_weight: float = 2.5           # α: c = α / mean|Q₁(s, π(s))| weighs Q against the BC term
 
     def __post_init__(self) -> None:
-        super().__post_init__()
+        super().__post_init__()  # every field, bc_weight > 0 included (RANGES in agents/config.py)
         if self.diffusion:
             raise ValueError("TD3BC's behaviour term is the squared error to the dataset action; for a diffusion "
                              "actor use TD3(diffusion=True), whose L_d is the behaviour term.")
-        if not self.bc_weight > 0:
-            raise ValueError(f"bc_weight (α) must be positive, got {self.bc_weight}.")
 
 
 class TD3BC(TD3):

@@ -56,7 +56,7 @@ RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "policy_noise": (lambda v: v >= 0, ">= 0"), "noise_clip": (lambda v: v >= 0, ">= 0"),
     "policy_delay": (lambda v: v >= 1, ">= 1"),
     "initial_temperature": (lambda v: v > 0, "> 0"), "temperature_lr": (lambda v: v > 0, "> 0"),
-    "bc_weight": (lambda v: v > 0, "> 0"),
+    "bc_weight": (lambda v: v > 0, "> 0 (α of TD3+BC)"),
     "context_length": (lambda v: v >= 1, ">= 1"), "max_timestep": (lambda v: v >= 1, ">= 1"),
     "n_layers": (lambda v: v >= 1, ">= 1"), "n_heads": (lambda v: v >= 1, ">= 1"), "embed_dim": (lambda v: v >= 1, ">= 1"),
     "dropout": (lambda v: 0 <= v < 1, "in [0, 1)"), "weight_decay": (lambda v: v >= 0, ">= 0"),

@@ -139,9 +139,7 @@ class DAC4Rec(ActorCriticAgent):
         twin takes the max over M next actions before the min (Kumar et al. 2020). A timeout is not a
         terminal: the user did not leave, the log was cut, so the target still bootstraps."""
         cfg = self.config
-        if bool((terminals >= 1).all()):
-            # Every row ends its episode, so nothing bootstraps: y = r, and line 3's N-step chain (the most
-            # expensive part of an update) would only be multiplied by 0. One-step episodes (bandits) hit this.
+        if self.nothing_bootstraps(terminals):  # every row ends its episode: y = r, no chain run (actor_critic.py)
             return rewards.clone()
         m = cfg.n_next_actions if cfg.max_q_backup else 1
         repeated = next_state.repeat_interleave(m, dim=0)

@@ -209,15 +209,9 @@ class DecisionTransformerConfig(AgentConfig):
     grad_clip: float = 0.25          # as in the DT authors' code
 
     def __post_init__(self) -> None:
-        super().__post_init__()  # every field: type, finiteness, range (agents/config.py)
-        if self.context_length < 1 or self.max_timestep < 1 or self.n_layers < 1:
-            raise ValueError("context_length, max_timestep and n_layers must be >= 1.")
+        super().__post_init__()  # every field: type, finiteness, range (RANGES in agents/config.py)
         if self.embed_dim % self.n_heads:
             raise ValueError(f"embed_dim ({self.embed_dim}) must be divisible by n_heads ({self.n_heads}).")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}.")
-        if self.return_scale is not None and not self.return_scale > 0:
-            raise ValueError(f"return_scale must be positive or None (from the data), got {self.return_scale}.")
 
 
 class DecisionTransformer(OfflineAgent):

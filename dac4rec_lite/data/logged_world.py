@@ -1,5 +1,5 @@
-"""What turns a logged dataset into a simulated user, following EasyRL4Rec (Gao et al. 2023): a complete
-reward matrix, a leave rule, a turn cap, and item embeddings for continuous actions.
+"""What turns a logged dataset into a simulated user, following EasyRL4Rec (Yu et al. 2024, the paper's ref. [35]):
+a complete reward matrix, a leave rule, a turn cap, and item embeddings for continuous actions.
 
 * **Reward** of recommending item i to user u: ``rewards[u, i]``, the publisher's completed matrix when it
   ships one (Coat's pseudo ground truth), else a matrix-factorisation user model fitted on the training log

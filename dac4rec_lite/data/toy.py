@@ -67,9 +67,9 @@ class MultimodalBehavior:
         states[:, user] = 1.0
         return states
 
-    def sample(self, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Draw ``n`` logged (state, action) pairs. Returns ``states`` (n, 3), ``actions`` (n, 2), both
-        float32 inside [-1, 1], and ``users`` (n,) int."""
+    def draw(self, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Draw ``n`` logged (state, action) pairs from a numpy generator seeded by ``seed``. Returns ``states``
+        (n, 3), ``actions`` (n, 2), both float32 inside [-1, 1], and ``users`` (n,) int."""
         if n < 1:
             raise ValueError(f"n must be >= 1, got {n}.")
         rng = np.random.default_rng(seed)
@@ -79,6 +79,10 @@ class MultimodalBehavior:
         actions = np.clip(centres[modes] + self.std * rng.standard_normal((n, 2)), -1.0, 1.0)
         states = np.eye(self.n_users, dtype=np.float32)[users]
         return states, actions.astype(np.float32), users
+
+    # The old name, kept working: ``draw`` says what it does, where ``.sample`` means other things elsewhere
+    # (``OfflineDataset.sample(batch_size, generator)``, ``DiffusionPolicy.sample(state, ...)``).
+    sample = draw
 
     def nearest_mode(self, actions: np.ndarray) -> np.ndarray:
         """Index of the mode each action lies on, or -1 when it is farther than ``radius`` from all."""

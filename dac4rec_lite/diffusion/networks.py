@@ -1,19 +1,20 @@
 """The ε-network: it only predicts noise. The schedule owns the maths and the sampler owns the loop.
 
-Architecture (Diffusion-QL's, with two changes, both measured on a 2-core CPU):
+Architecture (Diffusion-QL's, with two changes, both for the speed of the reverse chain):
   ε_θ(s, a^i, i) = MLP(W_a a^i + W_s s + W_t t(i) + b), three hidden layers of ``hidden_dim``.
 
 * The first layer is split into three linear maps (action, state, time) instead of one map of a
   concatenation. This is the same function (a linear map of [a, s, t] is the sum of linear maps of the
   parts) but lets a sampler compute W_s s once per sample and the time term once per step, reusing both
   across the whole reverse chain (``project_state`` / ``project_time`` / ``epsilon_fn``).
-* ReLU instead of Mish. Per in-place pass over (1024, 256) activations (torch 2.13 CPU, 2 threads): Mish
-  477 µs, SiLU 48 µs, tanh 36 µs, ReLU 10 µs, next to ~360–400 µs for the 256×256 matmul itself
-  (``dl.timing.time_activations`` measures them on your machine). An ε call makes three such passes and an
-  action takes N calls: Mish cost more than the layers it follows, and against its own matmul calls the
-  N = 100 chain measured 1.33–1.42× with SiLU and 1.21–1.27× with ReLU (``benchmarks/sampling.py`` times
-  both in one run). Pass ``activation="silu"`` (the kit's default before that measurement) or ``"mish"``
-  (Diffusion-QL's exact network) to compare.
+* ReLU instead of Mish. An ε call makes three activation passes and an action takes N calls, so on a CPU
+  the activation is paid 3N times per chain beside the matrix products: a Mish pass cost more than the
+  256×256 matmul it follows, SiLU's a fraction of it, ReLU's the least, and the chain's time over its own
+  matmul calls fell with it. ``dl.timing.time_activations`` measures one pass of each on your machine and
+  ``benchmarks/sampling.py`` times the chain with each activation in one run; the figures measured on the
+  kit's 2-core CPU are in docs/backbones.md ("Measurements behind the module docstrings"). Pass
+  ``activation="silu"`` (the kit's default before that measurement) or ``"mish"`` (Diffusion-QL's exact
+  network) to compare.
 """
 from __future__ import annotations
 

@@ -13,9 +13,11 @@
   a^s = √ᾱ_s â^0 + √(1-ᾱ_s) ε̂ (ε̂ re-derived from the clipped â^0), and a^0 = â^0 at the end.
 
 ``dpm`` — DPM-Solver++(2M) (Lu et al. 2022), a second-order multistep solver of the probability-flow ODE
-  in the data-prediction form, on the same subsequence: with the log-SNR ℓ = log(√ᾱ / √(1-ᾱ)) and h = ℓ_s − ℓ_t,
-      a^s = (σ_s/σ_t) a^t − √ᾱ_s (e^{−h} − 1) D,   D = (1 + 1/(2r)) â^0_t − 1/(2r) â^0_prev,  r = h_prev / h
-  (first order on the first step; the last step to a^0 returns the last â^0, "lower-order final").
+  in the data-prediction form, on the same subsequence: with the log-SNR ℓ = log(√ᾱ / √(1-ᾱ)) and the step
+  Δℓ = ℓ_s − ℓ_t (Lu et al.'s h; h is the simulator's short-term interest in this kit),
+      a^s = (σ_s/σ_t) a^t − √ᾱ_s (e^{−Δℓ} − 1) D,   D = (1 + 1/(2r)) â^0_t − 1/(2r) â^0_prev,  r = Δℓ_prev / Δℓ
+  with σ = √(1-ᾱ) the noise level (first order on the first step; the last step to a^0 returns the last â^0,
+  "lower-order final").
 
 Both few-step samplers reuse the ε-network trained for N steps unchanged: they only visit fewer of its steps.
 
@@ -170,11 +172,11 @@ def dpm_solver_sample(schedule: VPSchedule, a: torch.Tensor, stepper: _Stepper, 
         _, a0 = stepper.eps_and_a0(a, i)
         if k + 1 < len(steps):
             s = steps[k + 1]
-            h = lam[k + 1] - lam[k]
+            h = lam[k + 1] - lam[k]  # Δℓ, this step in log-SNR (the module docstring)
             if previous_a0 is None:
                 d = a0
             else:
-                r = previous_h / h
+                r = previous_h / h  # r = Δℓ_prev / Δℓ
                 d = (1 + 1 / (2 * r)) * a0 - (1 / (2 * r)) * previous_a0
             sigma_ratio = math.sqrt((1 - ab[s - 1]) / (1 - ab[i - 1]))
             a = sigma_ratio * a - math.sqrt(ab[s - 1]) * math.expm1(-h) * d

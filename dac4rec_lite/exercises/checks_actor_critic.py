@@ -1,7 +1,7 @@
 """Exercises 6–10 (notebook ex02_actor_critic): the action approximation, the TD target, the Q loss, the AWR
 weight g and the soft update of the target networks. (Exercise 11, one whole update, is ``checks_algorithm1``.)
 
-Every reference calls the core (``DiffusionPolicy``, ``energy.min_q``, ``DAC4Rec.advantage_weights``,
+Every reference calls the core (``DiffusionPolicy``, ``energy.q_min_flat``, ``DAC4Rec.advantage_weights``,
 ``critics.soft_update``); the mistakes are written the way a student writes them, so that a match is a diagnosis.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ from .. import agents
 from ..agents import DAC4Rec
 from ..critics import TwinQ, soft_update
 from ..diffusion import DiffusionPolicy, VPSchedule
-from ..energy import min_q
+from ..energy import q_min_flat
 from .cases import (
     ACTION_DIM, BATCH, GRAD_WORDS, HIDDEN, NO_GRAD, NO_LAST_STEP, N_STEPS, STATE_DIM, WITH_ENDS, ZERO_BASED,
     CheckedCritic, column_hint, denoise_case, flat_grad, gen, grad_probe, index_error_hint,
@@ -181,7 +181,7 @@ TD_TARGET = Exercise(
 @torch.no_grad()
 def _td_reference(reward, terminal, next_state, next_action, target_critic, gamma):
     """DAC4Rec.td_target (agents/dac4rec.py) for a given next action: r + γ (1 − terminal) min(Q′₁, Q′₂)."""
-    return reward + gamma * (1 - terminal) * min_q(target_critic, next_state, next_action).unsqueeze(1)
+    return reward + gamma * (1 - terminal) * q_min_flat(target_critic, next_state, next_action).unsqueeze(1)
 
 
 # ===== 6. q_loss (Eq. 15, normalised as in DAC4Rec.policy_loss) ========================================
@@ -214,7 +214,7 @@ def _q_loss_probe(out: torch.Tensor, case: Case) -> dict[str, object]:
 def _q_loss_reference(case: Case) -> torch.Tensor:
     """The direct L_q of DAC4Rec.policy_loss (agents/dac4rec.py): −mean Q(s, â⁰) / mean|Q| (normaliser detached)."""
     critic, state, approx = case.args
-    q = min_q(critic, state, approx).unsqueeze(1)
+    q = q_min_flat(critic, state, approx).unsqueeze(1)
     return -q.mean() / q.abs().mean().detach().clamp(min=1e-6)
 
 

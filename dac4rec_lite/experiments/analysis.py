@@ -4,7 +4,7 @@
 functions so that notebooks can keep calling ``dl.viz.<name>``).
 
 * Where actions land on the corner bandit: ``bandit_samples``, ``bandit_outcome`` (one set of actions, built
-  on ``guidance_studies.sample_summary``), ``bandit_outcome_table`` (several agents), and on the 2-D toy
+  on ``experiments.guidance.sample_summary``), ``bandit_outcome_table`` (several agents), and on the 2-D toy
   ``mode_fraction_table``.
 * What the critic believes: ``critic_grid`` (min(Q₁, Q₂) on a grid of actions), ``critic_action_gradient``
   (∂Q/∂a on that grid, by autograd: the direction the Q term of Eq. 15 pushes actions) and
@@ -31,7 +31,7 @@ import torch
 from ..data.toy import CornerBandit, MultimodalBehavior
 from ..diffusion.policy import DiffusionPolicy
 from ..energy import EnergyGuidance
-from ..guidance_studies import grid_axis, sample_summary
+from .guidance import grid_axis, sample_summary
 
 __all__ = [
     "ELSEWHERE", "grid_points", "bandit_samples", "bandit_outcome", "bandit_outcome_table", "mode_fraction_table",

@@ -29,7 +29,7 @@ import torch
 from ..data.toy import CornerBandit
 from ..diffusion import DiffusionPolicy, VPSchedule
 from ..diffusion.analysis import mixture_score
-from ..energy import EnergyGuidance, importance_energy_estimate, min_q
+from ..energy import EnergyGuidance, importance_energy_estimate, q_min_flat
 from .paired import paired_contrast
 
 __all__ = [
@@ -197,7 +197,7 @@ def reward_spread_by_scale(
 def q_values(critic: Callable, states: torch.Tensor, actions: torch.Tensor) -> np.ndarray:
     """Q(s, a) as a numpy (B,) array: min of the twins for a ``TwinQ``, else the critic's single output."""
     with torch.no_grad():
-        return min_q(critic, states, actions.to(states.device)).cpu().numpy()
+        return q_min_flat(critic, states, actions.to(states.device)).cpu().numpy()
 
 
 def mse_target_error(

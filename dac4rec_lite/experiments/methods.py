@@ -19,13 +19,11 @@ import gymnasium as gym
 import numpy as np
 
 from ..agents import DDPG, SAC, TD3BC, BehaviorCloning, DAC4Rec, DecisionTransformer, TD3
-from ..evaluation import LENGTH_BUCKETS, MIXTURE_COMPONENTS, collect_mixture, evaluate
+from ..evaluation import LENGTH_BUCKETS, METRICS, MIXTURE_COMPONENTS, collect_mixture, evaluate
 from ..presets import resolve_preset, table
 
 __all__ = ["METRICS", "STUDY_SETTINGS", "METHODS", "METHOD_BATCH_SIZE", "BEHAVIOUR_LOGS", "batch_size_for",
            "build_agent", "Run", "EnergyRun", "execute_run", "bucket_key", "scale_column"]
-
-METRICS = ("R_cumu", "R_avg", "Length", "CTR")
 
 # preset → the studies' sizes (the same dicts as ``presets.table[preset]["study"]``)
 STUDY_SETTINGS: dict[str, dict[str, Any]] = {preset: uses["study"] for preset, uses in table.items()}

@@ -9,8 +9,10 @@ drive them: ``schedule`` (01), ``policy`` (02), ``approximation`` (03), ``q_trai
 (05), ``recsim`` (06), ``studies`` (07). ``style`` is the shared look (colours, axes, modes and blobs,
 arrows); ``widgets`` the panel base (``Explorer``, ``make_explorer``, ``copy_into``). viz only draws: the
 tables and fields it shows are computed in ``dac4rec_lite.experiments.analysis`` and
-``dac4rec_lite.guidance_studies``; the table functions are re-exported here so ``dl.viz.<name>`` keeps working.
+``dac4rec_lite.experiments.guidance``, the session traces and metrics table of 06 in ``dac4rec_lite.evaluation``;
+the table functions are re-exported here so ``dl.viz.<name>`` keeps working.
 """
+from ..evaluation import metrics_table, session_traces
 from ..experiments.analysis import (
     approximation_errors,
     bandit_outcome_table,
@@ -55,10 +57,8 @@ from .recsim import (
     ctr_by_length_figure,
     item_map_figure,
     metrics_figure,
-    metrics_table,
     session_explorer,
     session_figure,
-    session_traces,
 )
 from .schedule import noising_explorer, noising_figure, schedule_explorer, schedule_figure, terminal_noise_figure
 from .style import ACTION_RANGE, ELSEWHERE, MODE_COLORS, TEMPLATE, fixed_noise, mode_labels

@@ -6,7 +6,7 @@
 ``guidance_scale_figure`` / ``guidance_scale_explorer`` and ``reward_spread_figure`` what the guidance scale
 ω does to where actions land. Symbols follow docs/notation.md: ω is the guidance scale (the argument
 ``scale``; the plots' legends and sliders say "scale"), κ the inverse temperature of the energy's tilt e^{κQ}
-(``beta=`` of ``train_energy``). The numbers come from ``dac4rec_lite.guidance_studies`` and
+(``beta=`` of ``train_energy``). The numbers come from ``dac4rec_lite.experiments.guidance`` and
 ``experiments.analysis``."""
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from ..data.toy import CornerBandit
 from ..diffusion.policy import DiffusionPolicy
 from ..diffusion.schedule import VPSchedule
 from ..experiments.analysis import guided_score_field
-from ..guidance_studies import energy_grid, grid_axis, guided_sample, q_values
+from ..experiments.guidance import energy_grid, grid_axis, guided_sample, q_values
 from .style import (
     ELSEWHERE,
     TEMPLATE,

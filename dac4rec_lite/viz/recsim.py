@@ -1,8 +1,10 @@
 """Figures and a step-through panel for the recommendation simulator (notebook 06).
 
-``session_traces`` follows one user under several policies (``dl.evaluation.trace_episode``);
-``session_figure`` draws what happened page by page; ``session_explorer`` lets a student pick the user and
-the page; ``metrics_figure`` and ``ctr_by_length_figure`` compare evaluated policies."""
+``session_figure`` draws what happened page by page to one user under several policies (the traces of
+``dl.evaluation.session_traces``); ``session_explorer`` lets a student pick the user and the page;
+``metrics_figure`` and ``ctr_by_length_figure`` compare evaluated policies (their numbers in a table:
+``dl.evaluation.metrics_table``). ``session_traces`` and ``metrics_table`` compute rather than draw, so they
+live in ``evaluation.py``; ``dl.viz`` re-exports both."""
 from __future__ import annotations
 
 from typing import Any, Mapping
@@ -14,20 +16,14 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..evaluation import trace_episode
+from ..evaluation import session_traces
 from .widgets import Explorer, copy_into
 
-__all__ = ["session_traces", "session_figure", "session_explorer", "metrics_table", "metrics_figure",
-           "ctr_by_length_figure", "item_map_figure"]
+__all__ = ["session_figure", "session_explorer", "metrics_figure", "ctr_by_length_figure", "item_map_figure"]
 
 POLICY_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf")
 SESSION_PANELS = (("clicks", "clicks on the page"), ("fatigue", "fatigue b"),
                   ("leave_probability", "P(leave) after the page"), ("interest_vs_preference", "cos(interest h, preference p)"))
-
-
-def session_traces(env: gym.Env, policies: Mapping[str, Any], seed: int = 0) -> dict[str, pd.DataFrame]:
-    """One :func:`trace_episode` per policy, all on the same user (same ``seed``)."""
-    return {name: trace_episode(env, policy, seed) for name, policy in policies.items()}
 
 
 def session_figure(traces: Mapping[str, pd.DataFrame], page: int | None = None) -> go.Figure:
@@ -99,11 +95,6 @@ def session_explorer(env: gym.Env, policies: Mapping[str, Any], seed: int = 0, m
     controls["user"].observe(on_user, names="value")
     controls["page"].observe(on_page, names="value")
     return explorer
-
-
-def metrics_table(results: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
-    """One row per policy with R_cumu, R_avg, Length and CTR (from ``dl.evaluate`` results)."""
-    return pd.DataFrame({name: {k: r[k] for k in ("R_cumu", "R_avg", "Length", "CTR")} for name, r in results.items()}).T
 
 
 def metrics_figure(results: Mapping[str, Mapping[str, Any]]) -> go.Figure:

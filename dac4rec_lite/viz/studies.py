@@ -12,7 +12,7 @@ from IPython.display import HTML
 from plotly.subplots import make_subplots
 
 from ..io import atomic_write_text
-from ..studies import format_summary
+from ..experiments.results import format_summary
 from .widgets import make_explorer
 
 __all__ = ["study_figure", "rq1_figure", "rq2_figure", "rq3_figure", "rq4_figure", "rq5_figure", "energy_figure",

@@ -1,0 +1,50 @@
+"""Every numbered notebook has the same frame a learner can rely on (issue 16): cell 0 opens with learning goals,
+prerequisites and the measured time; the notebook closes with a summary and exercises (or questions); at least two
+predict-then-run checkpoints hide their answers in ``<details>`` blocks; and no placeholder is left in its prose."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+NB_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+NUMBERED = sorted(NB_DIR.glob("0?_*.ipynb"))
+PLACEHOLDER = "TIME_TBD"
+
+
+def _markdown(path: Path) -> list[str]:
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    return ["".join(cell["source"]) for cell in cells if cell["cell_type"] == "markdown"]
+
+
+def _has_heading(cells: list[str], *titles: str) -> bool:
+    pattern = re.compile(r"^## (?:" + "|".join(map(re.escape, titles)) + r")\s*$", re.MULTILINE)
+    return any(pattern.search(text) for text in cells)
+
+
+def test_the_numbered_notebooks_are_found():
+    assert len(NUMBERED) >= 10, [p.name for p in NUMBERED]
+
+
+@pytest.mark.parametrize("path", NUMBERED, ids=lambda p: p.stem)
+def test_numbered_notebook_has_the_common_frame(path: Path):
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    assert cells and cells[0]["cell_type"] == "markdown", f"{path.name}: cell 0 is not a markdown cell"
+    first = "".join(cells[0]["source"])
+    markdown = _markdown(path)
+    problems = [f"cell 0 lacks {text!r}" for text in ("## Learning goals", "**Prerequisites:**", "**Time**")
+                if text not in first]
+    if not _has_heading(markdown, "Summary"):
+        problems.append("no '## Summary' heading")
+    if not _has_heading(markdown, "Exercises", "Questions"):
+        problems.append("no '## Exercises' or '## Questions' heading")
+    details = sum("<details>" in text for text in markdown)
+    if details < 2:
+        problems.append(f"{details} markdown cell(s) with <details> (at least 2 predict-then-run answers)")
+    placeholders = [i for i, cell in enumerate(cells)
+                    if cell["cell_type"] == "markdown" and PLACEHOLDER in "".join(cell["source"])]
+    if placeholders:
+        problems.append(f"{PLACEHOLDER} left in markdown cells {placeholders}")
+    assert not problems, f"{path.name}: " + "; ".join(problems)
