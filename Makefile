@@ -24,7 +24,7 @@ help:
 	@echo "dac4rec_lite — available commands:"
 	@echo "  make setup      create/reuse $(VENV), install requirements.txt + the package (editable),"
 	@echo "                  register the Jupyter kernel '$(KERNEL_NAME)'"
-	@echo "  make lab        start JupyterLab on notebooks/"
+	@echo "  make lab        start JupyterLab at the repository root with notebooks/00_welcome.ipynb open"
 	@echo "  make test       run the whole test suite (unit + notebook execution)"
 	@echo "  make test-fast  run unit tests only (no notebooks, no slow tests, no browser)"
 	@echo "  make test-browser  run every notebook in JupyterLab in chromium (screenshots in build/browser/)"
@@ -52,7 +52,7 @@ setup: $(STAMP)
 # --- everyday commands ------------------------------------------------------
 
 lab: setup
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab --ServerApp.root_dir=$(CURDIR) --LabApp.default_url=/lab/tree/notebooks/00_welcome.ipynb
 
 test: setup
 	$(PY) -m pytest

@@ -5,7 +5,8 @@ every kernel inherits it) on a copy of ``notebooks/`` (so nothing is saved into 
 notebook in Debian's chromium driven by playwright, runs all cells, and checks what a student would see: no error
 output, no widget that failed to render, ipywidgets sliders and plotly figures present where the notebook has
 them, and, for a few notebooks, that moving a slider changes its figure; in notebook 02, that the score-field panel
-draws its arrows and redraws them when its step slider moves. Screenshots go to ``build/browser/``.
+draws its arrows and redraws them when its step slider moves; in notebook 04, that the training film plays; and
+that every markdown image (the Algorithm 1 pipeline in 00 and 09) loads. Screenshots go to ``build/browser/``.
 
 Playwright's own browser download does not work on the course machines; the test launches Debian's
 ``/usr/bin/chromium`` (``.ci/run`` installs it with apt when missing) and skips, saying why, only when there is
@@ -72,11 +73,11 @@ def chromium() -> str:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    """A JupyterLab server on a copy of notebooks/; yields (base_url, token)."""
+    """A JupyterLab server rooted, like ``make lab``, above a copy of notebooks/ and docs/ (so the notebooks' links
+    and images in ../docs resolve); yields (base_url, token)."""
     work = tmp_path_factory.mktemp("lab")
     shutil.copytree(NB_DIR, work / "notebooks", ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
-    if (ROOT / "docs").exists():  # notebooks link to ../docs/errata.md
-        shutil.copytree(ROOT / "docs", work / "docs")
+    shutil.copytree(ROOT / "docs", work / "docs")  # notebooks link to ../docs/errata.md, show ../docs/*.svg
     probe = json.loads((NB_DIR / "00_welcome.ipynb").read_text())
     probe["metadata"]["kernelspec"] = {"name": "no-such-kernel", "display_name": "a kernel that is not installed",
                                        "language": "python"}
@@ -91,7 +92,7 @@ def lab(tmp_path_factory):
     jupyter = Path(sys.executable).parent / "jupyter"
     server = subprocess.Popen(
         [str(jupyter), "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}", f"--IdentityProvider.token={token}",
-         f"--ServerApp.root_dir={work / 'notebooks'}", f"--LabApp.app_settings_dir={settings}",
+         f"--ServerApp.root_dir={work}", f"--LabApp.app_settings_dir={settings}",
          "--ServerApp.port_retries=0", "--allow-root"],
         stdout=log, stderr=subprocess.STDOUT, env=env, cwd=work)
     base = f"http://127.0.0.1:{port}"
@@ -293,12 +294,41 @@ def _check_score_field_explorer(page, name: str) -> None:
     box.screenshot(path=str(ARTIFACTS / f"{name}.score-field-after.png"))
 
 
+_ANIMATION_STATE = """el => ({title: (el.querySelector('.gtitle') || {}).textContent || '',
+    frames: ((el._transitionData || {})._frames || []).length,
+    steps: (((el.layout || {}).sliders || [])[0] || {steps: []}).steps.length})"""
+
+
+def _check_training_animation(page, name: str) -> None:
+    """Notebook 04: the training film has its play button and one slider step per frame, and pressing play moves
+    it on to another frame (its title names the update count)."""
+    plot = page.locator(f"{NB} .js-plotly-plot").filter(has=page.locator(".updatemenu-button", has_text="play"))
+    assert plot.count() == 1, f"expected one animated figure with a play button, found {plot.count()}"
+    plot = plot.first
+    plot.scroll_into_view_if_needed()
+    before = plot.evaluate(_ANIMATION_STATE)
+    assert before["frames"] >= 2 and before["steps"] == before["frames"], before
+    plot.locator(".updatemenu-button", has_text="play").first.click()
+    page.wait_for_function(f"([el, title]) => ({_ANIMATION_STATE})(el).title !== title",
+                           arg=[plot.element_handle(), before["title"]], timeout=30_000)
+    plot.screenshot(path=str(ARTIFACTS / f"{name}.animation-played.png"))
+
+
+def _check_images(page) -> None:
+    """Every markdown image is served and decoded (a path outside the server's root shows a broken image)."""
+    images = page.locator(f"{NB} .jp-RenderedMarkdown img")
+    page.wait_for_function("NB => [...document.querySelectorAll(NB + ' .jp-RenderedMarkdown img')]"
+                           ".every(img => img.complete)", arg=NB, timeout=15_000)
+    broken = images.evaluate_all("imgs => imgs.filter(img => !img.naturalWidth).map(img => img.getAttribute('src'))")
+    assert not broken, f"images that did not load: {broken}"
+
+
 def _open_and_run(page, base: str, token: str, notebook: str, name: str) -> list[str]:
     """Open ``notebook`` in a fresh workspace, wait for its kernel, run all cells, screenshot, check for errors.
     Returns the dialogs and toasts that had to be handled."""
     seen: list[str] = []
     # A fresh workspace per notebook: JupyterLab would otherwise reopen every notebook opened before.
-    page.goto(f"{base}/lab/workspaces/{name}/tree/{notebook}?reset&token={token}", wait_until="domcontentloaded")
+    page.goto(f"{base}/lab/workspaces/{name}/tree/notebooks/{notebook}?reset&token={token}", wait_until="domcontentloaded")
     page.locator(f"{NB} .jp-Cell").first.wait_for(timeout=60_000)
     _wait_for_kernel(page, seen=seen)
     _run_all(page)
@@ -338,6 +368,10 @@ def test_notebook_in_a_real_browser(notebook, lab, browser):
             _move_a_slider(page, name)
         if "score_field_explorer(" in source:
             _check_score_field_explorer(page, name)
+        if "training_animation_figure(" in source:
+            _check_training_animation(page, name)
+        if "![" in source:
+            _check_images(page)
         print(f"{notebook}: {time.time() - start:.1f} s in the browser, {counts}")
     finally:
         page.close()
