@@ -103,3 +103,26 @@ def test_notebook_executes(nb_path: Path, tmp_path: Path, monkeypatch, nb_kernel
         execution_timeout=CELL_TIMEOUT_S,
         progress_bar=False,
     )
+    EXECUTED[nb_path.name] = tmp_path / nb_path.name
+
+
+EXECUTED: dict[str, Path] = {}  # notebook name -> its executed copy, for the cross-notebook checks below
+
+
+def _output_of(executed: Path, marker: str) -> str:
+    """The text/plain outputs of the one code cell whose source contains ``marker``."""
+    cells = [c for c in nbformat.read(executed, as_version=4).cells if c.cell_type == "code" and marker in c.source]
+    assert len(cells) == 1, f"{executed.name}: {len(cells)} code cells contain {marker!r}"
+    return "".join("".join(o.get("data", {}).get("text/plain", "")) for o in cells[0].outputs)
+
+
+@pytest.mark.notebooks
+def test_notebook_09_reproduces_notebook_04s_contextual_table():
+    """09 says its λ = 5 agent after step 1 *is* 04's contextual run (same data, settings, updates, seed) and shows
+    04's outcome table for it: the two executed tables must be identical, number for number."""
+    names = ("04_q_guided_training.ipynb", "09_algorithm1_end_to_end.ipynb")
+    if not all(name in EXECUTED for name in names):
+        pytest.skip("needs notebooks 04 and 09 executed by test_notebook_executes in this run")
+    table_04 = _output_of(EXECUTED[names[0]], 'bandit_outcome_table({"direct": contextual_agent}')
+    table_09 = _output_of(EXECUTED[names[1]], 'n=SETTINGS["n_samples_04"]')
+    assert "mean true reward" in table_04 and table_04 == table_09
