@@ -48,3 +48,31 @@ def test_numbered_notebook_has_the_common_frame(path: Path):
     if placeholders:
         problems.append(f"{PLACEHOLDER} left in markdown cells {placeholders}")
     assert not problems, f"{path.name}: " + "; ".join(problems)
+
+
+TIMED = NUMBERED + [NB_DIR / "appendix_fast_sampling.ipynb"]
+TIME_LINE = re.compile(r'about (\d+(?:\.\d)? (?:s|min)) at `PRESET = "tiny"` and about (\d+(?:\.\d)? (?:s|min)) at `"quick"`')
+
+
+def _measured(seconds: float) -> str:
+    """A wall time as cell 0 states it: whole seconds below 90 s, else minutes to one decimal."""
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
+
+
+@pytest.mark.parametrize("path", TIMED, ids=lambda p: p.stem)
+def test_the_time_in_cell_0_is_the_measured_one(path: Path):
+    """Cell 0's times are not written by hand: they are results/notebook_times.csv's wall times (re-measure with
+    `make notebooks`, update the table, then these lines and docs/instructor_guide.md's table)."""
+    rows = {}
+    with open(NB_DIR.parent / "results" / "notebook_times.csv", encoding="utf-8") as table:
+        header = table.readline().strip().split(",")
+        for line in table:
+            row = dict(zip(header, line.strip().split(",")))
+            if not row.get("variant"):
+                rows[(row["notebook"], row["preset"])] = float(row["wall_s"])
+    first = "".join(json.loads(path.read_text(encoding="utf-8"))["cells"][0]["source"])
+    match = TIME_LINE.search(first)
+    assert match, f"{path.name}: cell 0's **Time** line does not state 'about … at `PRESET = \"tiny\"` and about … at `\"quick\"`'"
+    assert match.groups() == (_measured(rows[(path.stem, "tiny")]), _measured(rows[(path.stem, "quick")])), (
+        f"{path.name}: cell 0 says {match.groups()}, results/notebook_times.csv measured "
+        f"{rows[(path.stem, 'tiny')]} s / {rows[(path.stem, 'quick')]} s")

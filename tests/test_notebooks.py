@@ -86,6 +86,9 @@ def nb_kernel_name() -> str:
     return KERNEL_NAME
 
 
+EXECUTED: dict[str, Path] = {}  # notebook name -> its executed copy, for the cross-notebook checks below
+
+
 @pytest.mark.notebooks
 @pytest.mark.parametrize("nb_path", TOP_NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_executes(nb_path: Path, tmp_path: Path, monkeypatch, nb_kernel_name: str):
@@ -104,9 +107,6 @@ def test_notebook_executes(nb_path: Path, tmp_path: Path, monkeypatch, nb_kernel
         progress_bar=False,
     )
     EXECUTED[nb_path.name] = tmp_path / nb_path.name
-
-
-EXECUTED: dict[str, Path] = {}  # notebook name -> its executed copy, for the cross-notebook checks below
 
 
 def _output_of(executed: Path, marker: str) -> str:

@@ -244,7 +244,7 @@ _GRAPHS_ON = True
 _MAX_GRAPHS = 8  # per ε-network; the least recently used graph (and its memory pool) goes first
 _GRAPHS: "weakref.WeakKeyDictionary[Any, OrderedDict]" = weakref.WeakKeyDictionary()
 _SEEN: "weakref.WeakKeyDictionary[Any, OrderedDict]" = weakref.WeakKeyDictionary()  # chains run once so far
-_NOT_CAPTURABLE = object()
+_NOT_CAPTURABLE, _UNSEEN = object(), object()
 
 
 @contextmanager
@@ -289,9 +289,8 @@ def _replay(eps_fn: Any, stepper: _Stepper, generator: torch.Generator | None, s
     entry = graphs.get(key)
     if entry is None:
         seen = _SEEN.setdefault(owner, OrderedDict())
-        first = seen.pop(key, None)
-        if first is None or first[0] is not generator:
-            seen[key] = (generator,)  # held, so that its id cannot be reused by another generator meanwhile
+        if seen.pop(key, _UNSEEN) is not generator:  # a first use (the generator is None for the default one)
+            seen[key] = generator  # held, so that its id cannot be reused by another generator meanwhile
             while len(seen) > _MAX_GRAPHS:
                 seen.popitem(last=False)
             return chain(stepper, generator, None)

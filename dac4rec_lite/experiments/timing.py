@@ -148,9 +148,9 @@ def time_samplers(
     """The speed/quality trade-off of the samplers on one trained policy.
 
     For each (sampler, n_sample_steps) in ``configs``: the median seconds of ``policy.sample(state, ...)``
-    under ``torch.no_grad`` over ``repeats`` runs, the number of ε-network passes (N for ddpm, N′ = n_sample_steps otherwise),
-    and ``metric(actions)`` on the actions drawn with ``torch.Generator().manual_seed(seed)``. Columns:
-    ``sampler``, ``eps_calls``, ``seconds``, ``metric``."""
+    under ``torch.no_grad`` over ``repeats`` runs, the number of ε-network passes (N for ddpm, N′ =
+    ``n_sample_steps`` otherwise), and ``metric(actions)`` on the actions drawn with
+    ``torch.Generator().manual_seed(seed)``. Columns: ``sampler``, ``eps_calls``, ``seconds``, ``metric``."""
     if not configs or repeats < 1:
         raise ValueError("configs must name at least one (sampler, n_sample_steps) and repeats must be >= 1.")
     rows = []
